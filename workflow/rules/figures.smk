@@ -1,0 +1,19 @@
+rule experts_report:
+    input:
+        expand(
+            "data/metrics/expert/{base}/{task}/{seed}.json",
+            base=BASE,
+            task=expert_tasks(),
+            seed=SEEDS,
+        ),
+    output:
+        md="figures/experts.md",
+        csv="figures/experts.csv",
+    log:
+        "logs/experts_report.log",
+    conda:
+        ENV
+    params:
+        stem=lambda w, output: output.md[: -len(".md")],
+    shell:
+        "weights2data experts-report --metrics {input} --out-stem {params.stem} > {log} 2>&1"

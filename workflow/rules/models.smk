@@ -1,0 +1,42 @@
+rule pretrain_base:
+    input:
+        corpus=base_corpus,
+    output:
+        directory("data/models/base/{base}"),
+    log:
+        "logs/pretrain_base/{base}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        spec=lambda w: as_json(config["bases"][w.base]),
+    shell:
+        "weights2data pretrain --spec {params.spec} --corpus {input.corpus} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule finetune_expert:
+    input:
+        base="data/models/base/{base}",
+        dataset=lambda w: dataset_path(config["tasks"][w.task]["dataset"]),
+    output:
+        model=directory("data/models/expert/{base}/{task}/{seed}"),
+        metrics="data/metrics/expert/{base}/{task}/{seed}.json",
+    log:
+        "logs/finetune_expert/{base}/{task}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(config["tasks"][w.task]),
+        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data finetune --base {input.base} --dataset {input.dataset} "
+        "--task {params.task} --finetune {params.finetune} --seed {wildcards.seed} "
+        "--split-seed {params.split_seed} --threads {threads} "
+        "--out {output.model} --metrics {output.metrics} > {log} 2>&1"

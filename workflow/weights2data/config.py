@@ -1,0 +1,61 @@
+"""Read and validate a config file with the same schema Snakemake uses, defaults filled in."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def validate_config(config: dict) -> dict:
+    """Validate in place against the schema (filling defaults); a bad key stops with its path."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as exc:
+        raise UserError(f"invalid config: {exc}") from exc
+    check_references(config)
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"config file {str(path)!r} does not exist.")
+    return validate_config(yaml.safe_load(path.read_text()) or {})
+
+
+def check_references(config: dict) -> None:
+    """Names that point to other sections must exist (the schema cannot say this)."""
+    if config["base"] not in config["bases"]:
+        raise UserError(f"base {config['base']!r} is not a key of `bases`.")
+    for name, base in config["bases"].items():
+        if base["kind"] == "pretrain":
+            for corpus in base.get("corpus") or []:
+                _known(config, corpus, f"bases.{name}.corpus")
+            if not base.get("corpus"):
+                raise UserError(f"bases.{name} has kind pretrain but no `corpus` list.")
+    for name, task in config["tasks"].items():
+        _known(config, task["dataset"], f"tasks.{name}.dataset")
+
+
+def _known(config: dict, dataset: str, where: str) -> None:
+    if dataset not in config["datasets"]:
+        raise UserError(
+            f"{where} names dataset {dataset!r}, which is not a key of `datasets` "
+            f"(known: {', '.join(sorted(config['datasets']))})."
+        )
+
+
+def task_finetune(config: dict, task: str) -> dict:
+    """The finetuning hyper-parameters of one task: global section + the task's overrides."""
+    merged = copy.deepcopy(config["finetune"])
+    merged.update(config["tasks"][task].get("finetune") or {})
+    return merged

@@ -1,0 +1,100 @@
+"""Pipeline steps that make models: the base θ0 and the expert (final) models θf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .atomic import write_json
+from .data import read_dataset, sample_split
+from .errors import UserError
+from .models import load_model, load_tokenizer, save_model
+from .pretrain import PretrainConfig, import_hf_folder, import_hub, import_smollm2, pretrain_gpt2
+from .train import TrainConfig, evaluate, finetune
+
+
+def make_base(spec: dict, corpus_paths: list[str], out: Path) -> dict:
+    """Build the base named by ``spec`` (kind pretrain | hf_folder | hub | smollm2)."""
+    kind = spec["kind"]
+    if kind == "pretrain":
+        tables = [read_dataset(p) for p in corpus_paths]
+        train = [t for tab in tables for t in tab.loc[tab.split == "train", "text"]]
+        val = [t for tab in tables for t in tab.loc[tab.split != "train", "text"]]
+        fields = PretrainConfig.__dataclass_fields__
+        cfg = PretrainConfig(**{k: v for k, v in spec.items() if k in fields})
+        return pretrain_gpt2(train, val, cfg, spec.get("seed", 0), out)
+    if kind == "hf_folder":
+        return import_hf_folder(spec["path"], out)
+    if kind == "hub":
+        return import_hub(spec["model_id"], out)
+    if kind == "smollm2":
+        return import_smollm2(out)
+    raise UserError(f"unknown base kind {kind!r}; use pretrain, hf_folder, hub or smollm2.")
+
+
+def task_splits(
+    table: pd.DataFrame, task: dict, seed: int, split_seed: int
+) -> dict[str, pd.DataFrame]:
+    """The task's train subset (changes with the seed) and fixed val/test subsets."""
+    stratify = task["type"] == "classification"
+    return {
+        "train": sample_split(table, "train", task["train_size"], seed, stratify=stratify),
+        "val": sample_split(table, "val", task["val_size"], split_seed, stratify=stratify),
+        "test": sample_split(table, "test", task["test_size"], split_seed, stratify=stratify),
+    }
+
+
+def train_config(task: dict, finetune_spec: dict, num_classes: int) -> TrainConfig:
+    return TrainConfig(
+        task_type=task["type"],
+        num_classes=num_classes,
+        **{k: v for k, v in finetune_spec.items() if k in TrainConfig.__dataclass_fields__},
+    )
+
+
+def num_classes_of(table: pd.DataFrame) -> int:
+    labels = table.loc[table.label >= 0, "label"]
+    return int(labels.max()) + 1 if len(labels) else 0
+
+
+def _xy(frame: pd.DataFrame, task_type: str):
+    texts = frame["text"].tolist()
+    return texts, (frame["label"].to_numpy() if task_type == "classification" else None)
+
+
+def train_expert(
+    base_dir: Path,
+    dataset_path: Path,
+    task: dict,
+    finetune_spec: dict,
+    seed: int,
+    split_seed: int,
+    out_model: Path,
+    out_metrics: Path,
+) -> dict:
+    """Finetune the base on the task's training subset; save the best-by-val model and metrics."""
+    table = read_dataset(dataset_path)
+    splits = task_splits(table, task, seed, split_seed)
+    cfg = train_config(task, finetune_spec, num_classes_of(table))
+    model, tokenizer = load_model(base_dir), load_tokenizer(base_dir)
+    model, info = finetune(
+        model, tokenizer, _xy(splits["train"], cfg.task_type), _xy(splits["val"], cfg.task_type),
+        cfg, seed,
+    )
+    test = evaluate(model, tokenizer, *_xy(splits["test"], cfg.task_type), cfg)
+    metrics = {"test_" + k: v for k, v in test.items()}
+    metrics.update(info, seed=seed, n_train=len(splits["train"]), task_type=cfg.task_type)
+    if cfg.task_type == "classification":
+        majority = int(np.bincount(splits["train"]["label"]).argmax())
+        metrics["majority_rate"] = float((splits["test"]["label"] == majority).mean())
+    save_model(model, tokenizer, out_model, extra={"metrics": metrics})
+    write_json(out_metrics, metrics)
+    return metrics
+
+
+def set_threads(threads: int) -> None:
+    """Follow the rule's thread count (torch defaults to every core on the machine)."""
+    torch.set_num_threads(max(1, int(threads)))

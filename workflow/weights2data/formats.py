@@ -1,0 +1,130 @@
+"""How texts become model inputs: label letters for classification, plain text for LM/SFT.
+
+Classification input is ``"{text} {letter}"``; the label letter is one token and only its
+position is trained. Because attention is causal, the logits that predict the label sit at the
+last text token, so the label token itself never needs to be fed to the model: a batch holds the
+(truncated) text tokens and the index of their last position.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UserError
+
+LABEL_LETTERS = tuple(f" {c}" for c in string.ascii_uppercase)
+
+
+def label_token_ids(tokenizer, num_classes: int) -> list[int]:
+    """Token ids of " A", " B", ... for ``num_classes`` classes; each must be a single token."""
+    if num_classes > len(LABEL_LETTERS):
+        raise UserError(
+            f"{num_classes} classes but only {len(LABEL_LETTERS)} label letters exist; "
+            "merge classes or use fewer."
+        )
+    ids = []
+    for letter in LABEL_LETTERS[:num_classes]:
+        pieces = tokenizer.encode(letter, add_special_tokens=False)
+        if len(pieces) != 1:
+            raise UserError(
+                f"label {letter!r} is {len(pieces)} tokens under this tokenizer, it must be one; "
+                "use a tokenizer whose vocabulary has ' A' ... as single tokens "
+                "(the pipeline's own BPE adds them as special pieces)."
+            )
+        ids.append(pieces[0])
+    if len(set(ids)) != len(ids):
+        raise UserError("two label letters map to the same token; the tokenizer is unusable.")
+    return ids
+
+
+def pad_token_id(tokenizer) -> int:
+    """The pad id, falling back to EOS (padding is always masked out, so EOS is safe)."""
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    raise UserError(
+        "the tokenizer has neither a pad nor an EOS token; set `pad_token` in its "
+        "tokenizer_config.json (any token works, padded positions are masked)."
+    )
+
+
+@dataclass
+class ClassificationBatch:
+    """Right-padded text tokens; ``label_pos[i]`` is the position whose logits predict the label."""
+
+    input_ids: torch.Tensor  # (B, T) long
+    attention_mask: torch.Tensor  # (B, T) long
+    label_pos: torch.Tensor  # (B,) long
+
+
+@dataclass
+class LMBatch:
+    """Right-padded token ids; every real token after the first is a training target."""
+
+    input_ids: torch.Tensor  # (B, T) long
+    attention_mask: torch.Tensor  # (B, T) long
+
+
+def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def _fallback_start(tokenizer) -> int:
+    tok = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if tok is None:
+        raise UserError("the tokenizer has no BOS or EOS token to stand for an empty text.")
+    return int(tok)
+
+
+def encode_classification(
+    tokenizer, texts: list[str], max_length: int, truncate: str = "left"
+) -> ClassificationBatch:
+    """Encode texts so that the label token (appended later) always survives truncation.
+
+    ``truncate='left'`` keeps the end of the text (the authors' code); ``'right'`` keeps the
+    beginning (a headline). Either way the text keeps at most ``max_length - 1`` tokens.
+    """
+    if truncate not in ("left", "right"):
+        raise UserError(f"truncate must be 'left' or 'right', got {truncate!r}.")
+    if max_length < 2:
+        raise UserError("max_length must be at least 2 (one text token plus the label).")
+    keep = max_length - 1
+    rows = []
+    for text in texts:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        ids = ids[-keep:] if truncate == "left" else ids[:keep]
+        rows.append(ids or [_fallback_start(tokenizer)])
+    input_ids, mask = _pad(rows, pad_token_id(tokenizer))
+    label_pos = mask.sum(dim=1) - 1
+    return ClassificationBatch(input_ids, mask, label_pos)
+
+
+def encode_lm(tokenizer, texts: list[str], max_length: int) -> LMBatch:
+    """Encode texts for next-token loss: a start token, then up to ``max_length - 1`` text tokens.
+
+    The start token lets every text token be scored, so perplexity is over all tokens.
+    """
+    if max_length < 2:
+        raise UserError("max_length must be at least 2.")
+    start = _fallback_start(tokenizer)
+    keep = max_length - 1
+    rows = [[start] + tokenizer.encode(t, add_special_tokens=False)[:keep] for t in texts]
+    input_ids, mask = _pad(rows, pad_token_id(tokenizer))
+    return LMBatch(input_ids, mask)
+
+
+def lm_targets(batch: LMBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token targets and their mask: position t predicts token t+1."""
+    targets = batch.input_ids[:, 1:]
+    valid = batch.attention_mask[:, 1:].bool()
+    return targets, valid

@@ -1,0 +1,121 @@
+"""Load, save, build and compare causal LMs; safetensors only, never remote code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+
+from .atomic import atomic_path
+from .errors import UserError
+
+
+def _require_hf_folder(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model folder {str(path)!r} does not exist; give a local HF model folder.")
+    if not (path / "config.json").exists():
+        raise UserError(f"{str(path)!r} has no config.json; it is not a Hugging Face model folder.")
+    if not list(path.glob("*.safetensors")):
+        raise UserError(
+            f"{str(path)!r} has no *.safetensors weights; only safetensors are loaded "
+            "(no pickles). Convert with `model.save_pretrained(dir, safe_serialization=True)`."
+        )
+    return path
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
+    """Load a causal LM from a local folder of safetensors weights, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    folder = _require_hf_folder(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, use_safetensors=True, trust_remote_code=False, dtype=dtype
+        )
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(
+            f"could not load the model in {str(folder)!r}: {exc}. The weights may be corrupted; "
+            "re-download or re-save them."
+        ) from exc
+    model.eval()
+    return model
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    folder = Path(path)
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not load a tokenizer from {str(folder)!r}: {exc}") from exc
+
+
+def save_model(model, tokenizer, out: str | Path, extra: dict | None = None) -> None:
+    """Save model (safetensors) + tokenizer atomically; ``extra`` goes to ``w2d.json`` beside."""
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            (tmp / "w2d.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """SHA-256 over the safetensors files of a model folder (identifies the exact weights)."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def output_matrix(model) -> torch.Tensor:
+    """The V×d output (unembedding) matrix; for tied models, the shared embedding."""
+    head = model.get_output_embeddings()
+    if head is None or not hasattr(head, "weight"):
+        raise UserError(f"{type(model).__name__} has no output embedding layer to select on.")
+    if getattr(head, "bias", None) is not None:
+        raise UserError("output layers with a bias are not supported (GPT-2 and Llama have none).")
+    return head.weight
+
+
+def final_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden states after the final norm (B×T×d): the input of the output matrix."""
+    out = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    return out.last_hidden_state
+
+
+def check_same_architecture(base, final) -> None:
+    """Stop with a clear message when two models cannot be a base and its finetune."""
+    if type(base) is not type(final):
+        raise UserError(
+            f"base is {type(base).__name__} but final is {type(final).__name__}; "
+            "both must be the same architecture."
+        )
+    wb, wf = output_matrix(base), output_matrix(final)
+    if wb.shape[0] != wf.shape[0]:
+        raise UserError(
+            f"vocabulary sizes differ: base {wb.shape[0]}, final {wf.shape[0]}; "
+            "the final model must be a finetune of the base with the same tokenizer."
+        )
+    if wb.shape != wf.shape:
+        raise UserError(
+            f"output layer shapes differ: base {tuple(wb.shape)}, final {tuple(wf.shape)}."
+        )
+    sb, sf = base.state_dict(), final.state_dict()
+    if sb.keys() != sf.keys():
+        missing = sorted(set(sb) ^ set(sf))[:3]
+        raise UserError(f"parameter names differ between base and final (e.g. {missing}).")
+    for name, tensor in sb.items():
+        if tensor.shape != sf[name].shape:
+            raise UserError(
+                f"parameter {name} has shape {tuple(tensor.shape)} in base but "
+                f"{tuple(sf[name].shape)} in final."
+            )
+    if not torch.isfinite(wf).all():
+        raise UserError("the final model's output layer holds NaN or inf weights.")

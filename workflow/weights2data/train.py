@@ -1,0 +1,199 @@
+"""Finetune a causal LM on a classification or SFT task, keep the best-by-validation model.
+
+Used for the expert (final) models and for retraining the base on a selection: same code, so
+the two are comparable by construction.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import UserError
+from .formats import encode_classification, encode_lm, label_token_ids, lm_targets
+from .models import final_hidden, output_matrix
+
+LOSSES = ("label_masked", "full_vocab")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one finetuning run (mirrors the config's `finetune` section)."""
+
+    task_type: str = "classification"  # classification | sft
+    num_classes: int = 0
+    loss: str = "label_masked"
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    batch_size: int = 32
+    epochs: int = 3
+    patience: int | None = None
+    max_length: int = 32
+    truncate: str = "left"
+    eval_batch_size: int = 128
+    history: list = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.task_type not in ("classification", "sft"):
+            raise UserError(f"task type must be 'classification' or 'sft', got {self.task_type!r}.")
+        if self.task_type == "classification":
+            if self.loss not in LOSSES:
+                raise UserError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+            if self.num_classes < 2:
+                raise UserError("a classification task needs at least 2 classes.")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def label_logits(model, batch, label_ids: torch.Tensor, full_vocab: bool) -> torch.Tensor:
+    """Logits at the label position only (B×C or B×V): no B×T×V tensor is ever built."""
+    hidden = final_hidden(model, batch.input_ids, batch.attention_mask)
+    h = hidden[torch.arange(hidden.shape[0]), batch.label_pos]
+    weight = output_matrix(model)
+    return h @ (weight.T if full_vocab else weight[label_ids].T)
+
+
+def classification_loss(model, batch, labels, label_ids, loss: str, reduction="mean"):
+    """Cross-entropy at the label position; returns (loss, predicted class)."""
+    if loss == "label_masked":
+        logits = label_logits(model, batch, label_ids, full_vocab=False)
+        return F.cross_entropy(logits, labels, reduction=reduction), logits.argmax(-1)
+    logits = label_logits(model, batch, label_ids, full_vocab=True)
+    out = F.cross_entropy(logits, label_ids[labels], reduction=reduction)
+    return out, logits[:, label_ids].argmax(-1)
+
+
+def lm_loss(model, batch, reduction="mean"):
+    """Next-token cross-entropy; ``reduction='sum'`` returns (total, token count)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    targets, valid = lm_targets(batch)
+    per_token = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
+    per_token = per_token * valid
+    if reduction == "sum":
+        return per_token.sum(), valid.sum()
+    return per_token.sum() / valid.sum().clamp(min=1)
+
+
+def _batches(n: int, size: int, order: np.ndarray | None = None):
+    idx = np.arange(n) if order is None else order
+    for start in range(0, n, size):
+        yield idx[start : start + size]
+
+
+@torch.no_grad()
+def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> dict:
+    """Mean loss and accuracy (classification) or loss and perplexity over all tokens (SFT)."""
+    was_training = model.training
+    model.eval()
+    total, count, correct = 0.0, 0, 0
+    if cfg.task_type == "classification":
+        label_ids = torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
+        y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        for sel in _batches(len(texts), cfg.eval_batch_size):
+            batch = encode_classification(
+                tokenizer, [texts[i] for i in sel], cfg.max_length, cfg.truncate
+            )
+            y = y_all[sel]
+            loss, pred = classification_loss(model, batch, y, label_ids, cfg.loss, "sum")
+            total += float(loss)
+            count += len(sel)
+            correct += int((pred == y).sum())
+        result = {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
+    else:
+        for sel in _batches(len(texts), cfg.eval_batch_size):
+            batch = encode_lm(tokenizer, [texts[i] for i in sel], cfg.max_length)
+            loss_sum, n_tok = lm_loss(model, batch, "sum")
+            total += float(loss_sum)
+            count += int(n_tok)
+        mean = total / max(count, 1)
+        result = {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
+    model.train(was_training)
+    return result
+
+
+def _is_better(current: dict, best: dict | None, task_type: str) -> bool:
+    if best is None:
+        return True
+    if task_type == "classification" and current["acc"] != best["acc"]:
+        return current["acc"] > best["acc"]
+    return current["loss"] < best["loss"]
+
+
+def finetune(
+    model,
+    tokenizer,
+    train: tuple[list[str], np.ndarray | None],
+    val: tuple[list[str], np.ndarray | None],
+    cfg: TrainConfig,
+    seed: int,
+    progress: bool = True,
+):
+    """Train all parameters; evaluate on val each epoch; return the best-by-val model and history.
+
+    Model selection is on validation only (accuracy, ties broken by loss; SFT: loss). Early
+    stopping after ``patience`` epochs without improvement (None: run all epochs).
+    """
+    cfg.validate()
+    texts, labels = train
+    if len(texts) == 0:
+        raise UserError("the training set is empty; check the selection or the task size.")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.train()
+    opt = make_optimizer(model.parameters(), cfg)
+    label_ids = (
+        torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
+        if cfg.task_type == "classification"
+        else None
+    )
+    y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long) if label_ids is not None else None
+    best, best_state, stale, history = None, None, 0, []
+    steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not progress, desc="finetune")
+    for epoch in range(cfg.epochs):
+        train_loss = 0.0
+        for sel in _batches(len(texts), cfg.batch_size, rng.permutation(len(texts))):
+            chunk = [texts[i] for i in sel]
+            if label_ids is not None:
+                batch = encode_classification(tokenizer, chunk, cfg.max_length, cfg.truncate)
+                loss, _ = classification_loss(model, batch, y_all[sel], label_ids, cfg.loss)
+            else:
+                loss = lm_loss(model, encode_lm(tokenizer, chunk, cfg.max_length))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            train_loss += float(loss) * len(sel)
+            bar.update(1)
+        scores = evaluate(model, tokenizer, val[0], val[1], cfg)
+        scores.update(epoch=epoch + 1, train_loss=train_loss / len(texts))
+        history.append(scores)
+        bar.set_postfix(val_loss=f"{scores['loss']:.3f}")
+        if _is_better(scores, best, cfg.task_type):
+            best, best_state, stale = scores, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if cfg.patience is not None and stale >= cfg.patience:
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, {"best_epoch": best["epoch"], "history": history}
