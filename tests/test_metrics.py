@@ -1,0 +1,182 @@
+"""Dataset-similarity metrics against hand-computed values and brute force (SPEC §7)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from weights2data.errors import UserError
+from weights2data.metrics import (
+    EMBED_DIM,
+    cached_embeddings,
+    embed_texts,
+    metric_tokenizer,
+    ot_distance,
+    recovery,
+    vocab_containment,
+)
+
+
+class WhitespaceTokenizer:
+    """The simplest tokenizer with the interface the metric expects."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+def test_containment_hand_computed_and_truncated():
+    a = ["a b c d", "e f"]
+    b = ["c d x", "y"]
+    # First 3 tokens: A = {a,b,c,e,f}, B = {c,d,x,y}; A∩B = {c}; min size 4.
+    assert vocab_containment(a, b, WhitespaceTokenizer(), max_tokens=3) == pytest.approx(25.0)
+    # First 4 tokens: A = {a,b,c,d,e,f}; A∩B = {c,d}.
+    assert vocab_containment(a, b, WhitespaceTokenizer(), max_tokens=4) == pytest.approx(50.0)
+    # A plain callable works too, and the score is symmetric.
+    assert vocab_containment(b, a, str.split, max_tokens=4) == pytest.approx(50.0)
+
+
+def test_containment_with_the_metric_tokenizer():
+    tok = metric_tokenizer()
+    assert tok.tokenize("The cat sat.") == ["the", "cat", "sat", "."]
+    assert tok.tokenize("the dog sat!") == ["the", "dog", "sat", "!"]
+    # Uncased WordPiece: {the,cat,sat,.} vs {the,dog,sat,!} share {the, sat}: 2 / 4.
+    assert vocab_containment(["The cat sat."], ["the dog sat!"], tok) == pytest.approx(50.0)
+    # The default tokenizer is the metric tokenizer; one token each keeps only "the".
+    assert vocab_containment(["The cat sat."], ["the dog sat!"], max_tokens=1) == 100.0
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "kwargs"),
+    [
+        ([], ["x"], {}),
+        (["  "], ["x"], {}),
+        (["x"], ["x"], {"max_tokens": 0}),
+        ("just one string", ["x"], {}),
+        ([None], ["x"], {}),
+    ],
+)
+def test_containment_rejects_bad_input(a, b, kwargs):
+    with pytest.raises(UserError):
+        vocab_containment(a, b, WhitespaceTokenizer(), **kwargs)
+
+
+# --------------------------------------------------------------------------- optimal transport
+
+
+def _brute_force_ot(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Best and identity matching cost: with equal sizes and uniform weights, EMD is a matching."""
+    cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    idx = np.arange(len(a))
+    best = min(cost[idx, list(p)].mean() for p in itertools.permutations(idx))
+    return float(best), float(cost[idx, idx].mean())
+
+
+def test_emd_equals_brute_force_matching():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(5, 3))
+    b = rng.normal(size=(5, 3)) + 0.5
+    best, identity = _brute_force_ot(a, b)
+    assert best < identity - 1e-3  # the optimum is not the trivial pairing
+    assert ot_distance(a, b, "emd") == pytest.approx(best, abs=1e-9)
+    assert ot_distance(a, a, "emd") == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.filterwarnings("error")  # a Sinkhorn that did not converge fails the test
+def test_sinkhorn_approaches_emd_as_reg_shrinks():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(6, 3))
+    b = rng.normal(size=(6, 3))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)  # unit vectors, like sentence embeddings
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    emd = ot_distance(a, b, "emd")
+    gaps = [ot_distance(a, b, "sinkhorn", reg=r) - emd for r in (1.0, 0.3, 0.1)]
+    assert all(g > -1e-6 for g in gaps)  # a blurred plan never beats the exact optimum
+    assert gaps == sorted(gaps, reverse=True)
+    assert gaps[-1] < 0.02 * emd  # the pipeline's reg = 0.1 is within 2 % here
+    assert gaps[0] > 10 * gaps[-1]
+
+
+def test_ot_rejects_bad_input():
+    a = np.zeros((3, 4))
+    with pytest.raises(UserError, match="widths"):
+        ot_distance(a, np.zeros((3, 5)))
+    with pytest.raises(UserError, match="unknown OT method"):
+        ot_distance(a, a, method="wasserstein")
+    with pytest.raises(UserError, match="non-empty"):
+        ot_distance(np.zeros((0, 4)), a)
+    with pytest.raises(UserError, match="NaN"):
+        ot_distance(np.full((2, 4), np.nan), a)
+    with pytest.raises(UserError, match="reg"):
+        ot_distance(a, a, method="sinkhorn", reg=0)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+SENTENCES = [
+    "A man is playing a guitar on stage.",
+    "Someone performs music with a guitar in front of an audience.",
+    "The central bank raised interest rates by half a point.",
+]
+
+
+def test_embeddings_unit_norm_deterministic_and_sane():
+    emb = embed_texts(SENTENCES)
+    assert emb.shape == (3, EMBED_DIM) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(emb, embed_texts(SENTENCES))
+    sim = emb @ emb.T
+    assert sim[0, 1] > sim[0, 2] + 0.3  # the paraphrase is far closer than the unrelated text
+    # Padding must not leak into the mean: one text per batch equals mixed-length batches,
+    # and results come back in input order.
+    single = embed_texts(SENTENCES[::-1], batch_size=1)[::-1]
+    np.testing.assert_allclose(single, emb, atol=1e-5)
+
+
+def test_embedding_cache_is_reused_and_keyed_by_texts(tmp_path):
+    path = tmp_path / "emb.npy"
+    first = cached_embeddings(SENTENCES[:2], path)
+    stamp = path.stat().st_mtime_ns
+    again = cached_embeddings(SENTENCES[:2], path)
+    assert np.array_equal(first, again)
+    assert path.stat().st_mtime_ns == stamp  # not rewritten
+    # Proof that the second call reads the file instead of recomputing: a planted array
+    # under the same key comes back as is.
+    with open(path, "wb") as fh:
+        np.save(fh, np.zeros_like(first))
+    assert not cached_embeddings(SENTENCES[:2], path).any()
+    # Other texts (or another order) are another key: recomputed and rewritten.
+    other = cached_embeddings(SENTENCES[1::-1], path)
+    np.testing.assert_allclose(other, first[::-1], atol=1e-5)
+    with pytest.raises(UserError, match=r"\.npy"):
+        cached_embeddings(SENTENCES, tmp_path / "emb.bin")
+
+
+def test_embed_rejects_bad_input():
+    with pytest.raises(UserError):
+        embed_texts([])
+    with pytest.raises(UserError):
+        embed_texts(["ok", 3])
+    with pytest.raises(UserError):
+        embed_texts(["ok"], max_length=4096)
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def test_recovery_hand_values():
+    got = recovery([1, 2, 3, 4], [3, 4, 5, 6, 7, 8])
+    assert got == {"precision": pytest.approx(0.5), "recall": pytest.approx(2 / 6)}
+    assert recovery(np.array([7, 9]), ["a", 7, 9]) == {"precision": 1.0, "recall": 2 / 3}
+    assert recovery(["x"], ["y"]) == {"precision": 0.0, "recall": 0.0}
+
+
+def test_recovery_rejects_empty_and_duplicates():
+    with pytest.raises(UserError, match="empty"):
+        recovery([], [1])
+    with pytest.raises(UserError, match="duplicate"):
+        recovery([1, 1], [1])
