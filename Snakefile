@@ -14,6 +14,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/selection.smk"
+include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/figures.smk"
 
 

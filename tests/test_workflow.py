@@ -76,6 +76,15 @@ def test_smoke_profile_runs_under_snakemake_then_dvc(smoke_project):
     run([snakemake, "--cores", "2"], smoke_project)
     experts = (smoke_project / "figures" / "experts.md").read_text()
     assert "bbc_news" in experts
+    figures = smoke_project / "figures"
+    for name in ("table1", "table2"):
+        for ext in (".md", ".csv", ".tex", ".pdf", ".png"):
+            assert (figures / f"{name}{ext}").stat().st_size > 0
+    table1 = (figures / "table1.md").read_text()
+    for row in ("Random", "Top-K (Balanced)", "P-Min", "P-Max", "SELECT (Batch)", "Expert"):
+        assert f"| {row} |" in table1
+    assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
+    assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
     again = run([snakemake, "--cores", "2", "-n"], smoke_project)
     assert "Nothing to be done" in again
 

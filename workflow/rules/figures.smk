@@ -1,11 +1,6 @@
 rule experts_report:
     input:
-        expand(
-            "data/metrics/expert/{base}/{task}/{seed}.json",
-            base=BASE,
-            task=expert_tasks(),
-            seed=SEEDS,
-        ),
+        expert_metrics([BASE], expert_tasks()),
     output:
         md="figures/experts.md",
         csv="figures/experts.csv",
@@ -19,14 +14,84 @@ rule experts_report:
         "weights2data experts-report --metrics {input} --out-stem {params.stem} > {log} 2>&1"
 
 
+rule table1:
+    input:
+        retrain=table1_inputs("retrain", "json"),
+        similarity=table1_inputs("similarity", "json"),
+        experts=expert_metrics([BASE], TABLE1_TASKS),
+    output:
+        multiext("figures/table1", ".md", ".csv", ".tex", ".pdf", ".png"),
+    log:
+        "logs/table1.log",
+    conda:
+        ENV
+    params:
+        stem=lambda w, output: output[0][: -len(".md")],
+    shell:
+        "weights2data table --kind classification --retrain {input.retrain} "
+        "--similarity {input.similarity} --experts {input.experts} "
+        "--out-stem {params.stem} > {log} 2>&1"
+
+
+rule table2:
+    input:
+        retrain=table2_inputs("retrain", "json"),
+        similarity=table2_inputs("similarity", "json"),
+        experts=expert_metrics(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else [],
+    output:
+        multiext("figures/table2", ".md", ".csv", ".tex", ".pdf", ".png"),
+    log:
+        "logs/table2.log",
+    conda:
+        ENV
+    params:
+        stem=lambda w, output: output[0][: -len(".md")],
+    shell:
+        "weights2data table --kind sft --retrain {input.retrain} "
+        "--similarity {input.similarity} --experts {input.experts} "
+        "--out-stem {params.stem} > {log} 2>&1"
+
+
+rule table3:
+    input:
+        expand("data/datasets/{dataset}.parquet", dataset=config["datasets"]),
+    output:
+        multiext("figures/table3", ".md", ".csv", ".tex"),
+    log:
+        "logs/table3.log",
+    conda:
+        ENV
+    params:
+        roles=as_json(dataset_roles()),
+        stem=lambda w, output: output[0][: -len(".md")],
+    shell:
+        "weights2data datasets-table --datasets {input} --roles {params.roles} "
+        "--out-stem {params.stem} > {log} 2>&1"
+
+
+rule class_balance:
+    input:
+        selections=table1_inputs("selections", "parquet"),
+        datasets=[dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS],
+    output:
+        multiext("figures/class_balance", ".csv", ".pdf", ".png"),
+    log:
+        "logs/class_balance.log",
+    conda:
+        ENV
+    params:
+        stem=lambda w, output: output[0][: -len(".csv")],
+        datasets=as_json(
+            {t: dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS}
+        ),
+    shell:
+        "weights2data class-balance --selections {input.selections} "
+        "--task-datasets {params.datasets} --out-stem {params.stem} > {log} 2>&1"
+
+
 rule experts:
     input:
-        expand(
-            "data/metrics/expert/{base}/{task}/{seed}.json",
-            base=BASE,
-            task=config["tasks"],
-            seed=SEEDS,
-        ),
+        all_expert_metrics(),
 
 
 rule datasets:

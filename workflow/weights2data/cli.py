@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from .cli_common import json_arg, threads_arg
 from .errors import UserError
-
-
-def _json_arg(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
@@ -34,21 +24,25 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from .experts import make_base, set_threads
+    from .experts import make_base
 
-    set_threads(args.threads)
     report = make_base(args.spec, args.corpus or [], Path(args.out))
     if "val_perplexity" in report:
         print(f"base held-out perplexity {report['val_perplexity']:.2f}")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from .experts import set_threads, train_expert
+    from .experts import train_expert
 
-    set_threads(args.threads)
     metrics = train_expert(
-        Path(args.base), Path(args.dataset), args.task, args.finetune, args.seed,
-        args.split_seed, Path(args.out), Path(args.metrics),
+        Path(args.base),
+        Path(args.dataset),
+        args.task,
+        args.finetune,
+        args.seed,
+        args.split_seed,
+        Path(args.out),
+        Path(args.metrics),
     )
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
     print(f"expert seed {args.seed}: {shown}")
@@ -65,8 +59,13 @@ def cmd_experts_report(args: argparse.Namespace) -> None:
         m = read_json(path)
         task = Path(path).parent.name
         rows.append(
-            {"task": task, "seed": m["seed"], "acc": m.get("test_acc"),
-             "loss": m["test_loss"], "majority": m.get("majority_rate")}
+            {
+                "task": task,
+                "seed": m["seed"],
+                "acc": m.get("test_acc"),
+                "loss": m["test_loss"],
+                "majority": m.get("majority_rate"),
+            }
         )
     experts_table(pd.DataFrame(rows), args.out_stem)
 
@@ -79,26 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("dataset", help="build a normalized dataset table (parquet)")
-    p.add_argument("--spec", type=_json_arg, required=True, help='e.g. {"source": "bbc_news"}')
+    p.add_argument("--spec", type=json_arg, required=True, help='e.g. {"source": "bbc_news"}')
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("pretrain", help="make the base model (pretrain or import)")
-    p.add_argument("--spec", type=_json_arg, required=True, help="the config's bases.<name>")
+    p.add_argument("--spec", type=json_arg, required=True, help="the config's bases.<name>")
     p.add_argument("--corpus", nargs="*", help="dataset parquet files to pretrain on")
-    p.add_argument("--threads", type=int, default=2)
+    threads_arg(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="train an expert (final) model on a task")
     p.add_argument("--base", required=True, help="base model folder")
     p.add_argument("--dataset", required=True, help="task dataset parquet")
-    p.add_argument("--task", type=_json_arg, required=True, help="the config's tasks.<name>")
-    p.add_argument("--finetune", type=_json_arg, required=True, help="finetune settings")
+    p.add_argument("--task", type=json_arg, required=True, help="the config's tasks.<name>")
+    p.add_argument("--finetune", type=json_arg, required=True, help="finetune settings")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    threads_arg(p)
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--metrics", required=True, help="output metrics JSON")
     p.set_defaults(func=cmd_finetune)
@@ -115,13 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Subcommands that live beside the modules they drive (selection, evaluation)."""
-    from . import cli_select
+    from . import cli_eval, cli_select
 
-    return [cli_select.register]
+    return [cli_select.register, cli_eval.register]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     try:
         args.func(args)
     except UserError as exc:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .atomic import write_json
 from .data import read_dataset, sample_split
@@ -81,20 +80,25 @@ def train_expert(
     cfg = train_config(task, finetune_spec, num_classes_of(table))
     model, tokenizer = load_model(base_dir), load_tokenizer(base_dir)
     model, info = finetune(
-        model, tokenizer, _xy(splits["train"], cfg.task_type), _xy(splits["val"], cfg.task_type),
-        cfg, seed,
+        model,
+        tokenizer,
+        _xy(splits["train"], cfg.task_type),
+        _xy(splits["val"], cfg.task_type),
+        cfg,
+        seed,
     )
     test = evaluate(model, tokenizer, *_xy(splits["test"], cfg.task_type), cfg)
     metrics = {"test_" + k: v for k, v in test.items()}
-    metrics.update(info, seed=seed, n_train=len(splits["train"]), task_type=cfg.task_type)
+    metrics.update(
+        info,
+        seed=seed,
+        n_train=len(splits["train"]),
+        task_type=cfg.task_type,
+        num_classes=cfg.num_classes or None,
+    )
     if cfg.task_type == "classification":
         majority = int(np.bincount(splits["train"]["label"]).argmax())
         metrics["majority_rate"] = float((splits["test"]["label"] == majority).mean())
     save_model(model, tokenizer, out_model, extra={"metrics": metrics})
     write_json(out_metrics, metrics)
     return metrics
-
-
-def set_threads(threads: int) -> None:
-    """Follow the rule's thread count (torch defaults to every core on the machine)."""
-    torch.set_num_threads(max(1, int(threads)))

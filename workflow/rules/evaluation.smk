@@ -1,0 +1,84 @@
+rule retrain:
+    input:
+        base="data/models/base/{base}",
+        selection=f"data/selections/{RUN_KEY}.parquet",
+        dataset=task_dataset,
+    output:
+        f"data/retrain/{RUN_KEY}.json",
+    log:
+        f"logs/retrain/{RUN_KEY}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        retrain=as_json(config["retrain"]),
+        run_keys=lambda w: as_json(dict(w.items())),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data retrain --base {input.base} --selection {input.selection} "
+        "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
+        "--retrain {params.retrain} --keys {params.run_keys} --seed {wildcards.seed} "
+        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule embed_pool:
+    input:
+        "data/pools/{pool}/{seed}.parquet",
+    output:
+        "data/embeddings/pools/{pool}/{seed}.npy",
+    log:
+        "logs/embed_pool/{pool}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    shell:
+        "weights2data embed --texts {input} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule embed_truth:
+    input:
+        task_dataset,
+    output:
+        "data/embeddings/truth/{task}/{seed}.npy",
+    log:
+        "logs/embed_truth/{task}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data embed --dataset {input} --task {params.task} --seed {wildcards.seed} "
+        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule similarity:
+    input:
+        selection=f"data/selections/{RUN_KEY}.parquet",
+        pool="data/embeddings/pools/{pool}/{seed}.npy",
+        truth="data/embeddings/truth/{task}/{seed}.npy",
+        dataset=task_dataset,
+    output:
+        f"data/similarity/{RUN_KEY}.json",
+    log:
+        f"logs/similarity/{RUN_KEY}.log",
+    conda:
+        ENV
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        run_keys=lambda w: as_json(dict(w.items())),
+        split_seed=config["split_seed"],
+        method=lambda w: (
+            "emd" if task_spec(w)["type"] == "classification" else "sinkhorn"
+        ),
+        max_tokens=config["similarity"]["max_tokens"],
+    shell:
+        "weights2data similarity --selection {input.selection} --pool-embeddings {input.pool} "
+        "--truth-embeddings {input.truth} --dataset {input.dataset} --task {params.task} "
+        "--keys {params.run_keys} --seed {wildcards.seed} --split-seed {params.split_seed} "
+        "--ot {params.method} --max-tokens {params.max_tokens} --out {output} > {log} 2>&1"

@@ -1,0 +1,83 @@
+rule pool_subset:
+    input:
+        lambda w: dataset_path(w.pool),
+    output:
+        "data/pools/{pool}/{seed}.parquet",
+    log:
+        "logs/pool_subset/{pool}/{seed}.log",
+    conda:
+        ENV
+    params:
+        size=SEL["pool_size"],
+    shell:
+        "weights2data pool --dataset {input} --size {params.size} --seed {wildcards.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule autolabel:
+    input:
+        final="data/models/expert/{base}/{task}/{seed}",
+        pool="data/pools/{pool}/{seed}.parquet",
+        dataset=task_dataset,
+    output:
+        "data/labels/{base}/{task}/{pool}/{seed}.parquet",
+    log:
+        "logs/autolabel/{base}/{task}/{pool}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        batch=SEL["label_batch_size"],
+    shell:
+        "weights2data autolabel --final {input.final} --pool {input.pool} "
+        "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
+        "--batch-size {params.batch} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule gradient_store:
+    input:
+        base="data/models/base/{base}",
+        final="data/models/expert/{base}/{task}/{seed}",
+        labels="data/labels/{base}/{task}/{pool}/{seed}.parquet",
+        dataset=task_dataset,
+    output:
+        directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
+    log:
+        "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        spec=lambda w: as_json(gradient_spec(w.grad)),
+    shell:
+        "weights2data gradient-store --base {input.base} --final {input.final} "
+        "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
+        "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule select:
+    input:
+        labels="data/labels/{base}/{task}/{pool}/{seed}.parquet",
+        store=selection_store,
+    output:
+        "data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet",
+    log:
+        "logs/select/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.log",
+    conda:
+        ENV
+    params:
+        store=lambda w, input: f"--store {input.store}" if input.store else "",
+        batch=SEL["batch_size"],
+    shell:
+        "weights2data select-pool --labels {input.labels} {params.store} "
+        "--strategy {wildcards.strategy} -k {wildcards.k} --seed {wildcards.seed} "
+        "--batch-size {params.batch} --out {output} > {log} 2>&1"

@@ -1,0 +1,137 @@
+"""Subcommands that evaluate selections and assemble the tables and figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .cli_common import json_arg, threads_arg
+
+
+def cmd_retrain(args) -> None:
+    from .evaluation import retrain
+
+    result = retrain(
+        Path(args.base),
+        Path(args.selection),
+        Path(args.dataset),
+        args.task,
+        args.finetune,
+        args.retrain,
+        args.seed,
+        args.split_seed,
+        Path(args.out),
+        args.keys,
+        keep_model=Path(args.keep_model) if args.keep_model else None,
+    )
+    shown = {k: round(v, 4) for k, v in result.items() if k.startswith("test_")}
+    print(f"retrain {args.keys.get('strategy', '')} seed {args.seed}: {shown}")
+
+
+def cmd_embed(args) -> None:
+    from .evaluation import embed_to_file
+
+    if args.texts:
+        emb = embed_to_file(Path(args.texts), Path(args.out))
+    else:
+        spec = {"task": args.task, "seed": args.seed, "split_seed": args.split_seed}
+        emb = embed_to_file(Path(args.dataset), Path(args.out), dataset=spec)
+    print(f"embeddings {emb.shape} -> {args.out}")
+
+
+def cmd_similarity(args) -> None:
+    from .evaluation import similarity
+
+    result = similarity(
+        Path(args.selection),
+        Path(args.pool_embeddings),
+        Path(args.truth_embeddings),
+        Path(args.dataset),
+        args.task,
+        args.seed,
+        args.split_seed,
+        Path(args.out),
+        args.keys,
+        ot_method=args.ot,
+        max_tokens=args.max_tokens,
+    )
+    print(f"vocab {result['vocab']:.1f} otd {result['otd']:.4f}")
+
+
+def cmd_table(args) -> None:
+    from .tables import write_results_table
+
+    write_results_table(args.kind, args.retrain, args.similarity, args.experts, args.out_stem)
+
+
+def cmd_datasets_table(args) -> None:
+    from .tables import write_datasets_table
+
+    write_datasets_table(args.datasets, args.roles, args.out_stem)
+
+
+def cmd_class_balance(args) -> None:
+    from .tables import write_class_balance
+
+    write_class_balance(args.selections, args.task_datasets, args.out_stem)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="finetune a fresh base on a selection; test metrics")
+    p.add_argument("--base", required=True)
+    p.add_argument("--selection", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--task", type=json_arg, required=True)
+    p.add_argument("--finetune", type=json_arg, required=True)
+    p.add_argument("--retrain", type=json_arg, required=True)
+    p.add_argument("--keys", type=json_arg, default={}, help="labels stored with the result")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--keep-model", default=None, help="also save the retrained model here")
+    threads_arg(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("embed", help="sentence embeddings of a pool or a true training set")
+    p.add_argument("--texts", default=None, help="parquet with a text column")
+    p.add_argument("--dataset", default=None, help="task dataset (with --task/--seed)")
+    p.add_argument("--task", type=json_arg, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0)
+    threads_arg(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("similarity", help="Vocab containment and OT vs the true training set")
+    p.add_argument("--selection", required=True)
+    p.add_argument("--pool-embeddings", required=True)
+    p.add_argument("--truth-embeddings", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--task", type=json_arg, required=True)
+    p.add_argument("--keys", type=json_arg, default={})
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("table", help="Table 1 (classification) or Table 2 (sft)")
+    p.add_argument("--kind", choices=("classification", "sft"), required=True)
+    p.add_argument("--retrain", nargs="+", required=True)
+    p.add_argument("--similarity", nargs="+", required=True)
+    p.add_argument("--experts", nargs="+", required=True)
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("datasets-table", help="Table 3: datasets, roles, sizes, sources")
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--roles", type=json_arg, required=True)
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_datasets_table)
+
+    p = sub.add_parser("class-balance", help="label distribution of each strategy's picks")
+    p.add_argument("--selections", nargs="+", required=True)
+    p.add_argument("--task-datasets", type=json_arg, required=True, help='{"task": "path"}')
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_class_balance)

@@ -1,0 +1,249 @@
+"""SELECT and every baseline: pick K distinct pool indices from a gradient store (SPEC §4.6, §5).
+
+The store is ``grads`` (N×C×D, usually a float32 memmap) with one target row ``Δ_c`` per
+checkpoint (C×D). Everything streams over row blocks, so a store larger than RAM works.
+
+Greedy SELECT keeps, per example j and checkpoint c, ``a = g·Δ`` and ``n = |g|²`` (one pass at
+the start) and ``b = S·g`` (updated by ONE mat-vec ``G g_pick`` per pick), so that
+
+    cos(S + g, Δ) = (S·Δ + a) / (|Δ| sqrt(|S|² + 2b + n)).
+
+The length-N accumulators and S itself are float64, so the picks match a naive recomputation of
+every cosine; only the heavy mat-vec runs in the store's dtype (numpy float32 gemv is the
+memory-bandwidth-bound part).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import UserError
+
+STRATEGIES = (
+    "select",
+    "select_batch",
+    "random",
+    "topk",
+    "topk_balanced",
+    "bottomk",
+    "pmin",
+    "pmax",
+)
+NEEDS_STORE = ("select", "select_batch", "topk", "topk_balanced", "bottomk")
+# Rows per block: ~64 MiB of float32 at D = 1024, C = 1.
+BLOCK_BYTES = 1 << 26
+
+
+# --------------------------------------------------------------------------- store access
+
+
+def _as_store(grads, target) -> tuple[np.ndarray, np.ndarray]:
+    """View grads as N×C×D and the target as C×D (a single checkpoint may drop the C axis)."""
+    if grads is None or target is None:
+        raise UserError("this strategy needs a gradient store (grads and target).")
+    target = np.asarray(target, dtype=np.float64)
+    if grads.ndim == 2:
+        grads = grads[:, None, :]
+    if target.ndim == 1:
+        target = target[None, :]
+    if grads.ndim != 3 or target.shape != grads.shape[1:]:
+        raise UserError(
+            f"gradient store shape {grads.shape} does not match target shape {target.shape}; "
+            "they must be N×C×D and C×D from the same store."
+        )
+    if not np.isfinite(target).all():
+        raise UserError("the target direction has NaN or inf entries; rebuild the store.")
+    norms = np.linalg.norm(target, axis=1)
+    if (norms == 0).any():
+        raise UserError("a target direction Δ_c is all zero; the final model is not a finetune.")
+    return grads, target
+
+
+def _blocks(grads: np.ndarray, block_rows: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    n = grads.shape[0]
+    rows = block_rows or max(1, BLOCK_BYTES // max(1, grads[0].nbytes))
+    for start in range(0, n, rows):
+        yield start, grads[start : start + rows]
+
+
+def store_statistics(
+    grads: np.ndarray, target: np.ndarray, block_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass: ``a = g·Δ`` and ``n = |g|²`` per example and checkpoint (N×C, float64)."""
+    grads, target = _as_store(grads, target)
+    N, C, _ = grads.shape
+    a, n = np.empty((N, C)), np.empty((N, C))
+    for start, block in _blocks(grads, block_rows):
+        block = np.asarray(block, dtype=np.float64)
+        stop = start + len(block)
+        a[start:stop] = np.einsum("rcd,cd->rc", block, target)
+        n[start:stop] = np.einsum("rcd,rcd->rc", block, block)
+    if not (np.isfinite(a).all() and np.isfinite(n).all()):
+        raise UserError("the gradient store holds NaN or inf values; rebuild it.")
+    return a, n
+
+
+def _safe_cos(dot: np.ndarray, norm_sq: np.ndarray, target_norm: np.ndarray) -> np.ndarray:
+    """dot / (|Δ| sqrt(norm_sq)), mean over checkpoints; a zero vector has cosine 0."""
+    denom = target_norm * np.sqrt(np.maximum(norm_sq, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where(denom > 0, dot / np.where(denom > 0, denom, 1.0), 0.0)
+    return cos.mean(axis=1)
+
+
+def cosines(grads: np.ndarray, target: np.ndarray, block_rows: int | None = None) -> np.ndarray:
+    """Mean over checkpoints of cos(g_j^c, Δ_c) for every pool example (N, float64)."""
+    grads, target = _as_store(grads, target)
+    a, n = store_statistics(grads, target, block_rows)
+    return _safe_cos(a, n, np.linalg.norm(target, axis=1))
+
+
+# --------------------------------------------------------------------------- greedy SELECT
+
+
+def _matvec(grads: np.ndarray, vector: np.ndarray, out: np.ndarray, block_rows) -> None:
+    """out[:, c] += grads[:, c, :] @ vector[c], block by block, in the store's dtype."""
+    vector = vector.astype(grads.dtype, copy=False)
+    for start, block in _blocks(grads, block_rows):
+        stop = start + len(block)
+        for c in range(block.shape[1]):
+            out[start:stop, c] += block[:, c, :] @ vector[c]
+
+
+def greedy_select(
+    grads: np.ndarray,
+    target: np.ndarray,
+    k: int,
+    *,
+    batch_size: int | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy SELECT: K picks, each maximising mean_c cos(S_c + g_j^c, Δ_c) over unpicked j.
+
+    With ``batch_size`` S is reset to 0 after every ``batch_size`` picks (SELECT (Batch));
+    picked items stay excluded. Scores are the objective right after each pick.
+    """
+    grads, target = _as_store(grads, target)
+    N, C, D = grads.shape
+    a, n = store_statistics(grads, target, block_rows)
+    target_norm = np.linalg.norm(target, axis=1)
+    picked = np.zeros(N, dtype=bool)
+    indices, scores = np.empty(k, dtype=np.int64), np.empty(k)
+    for step in range(k):
+        if step == 0 or (batch_size and step % batch_size == 0):
+            S, b = np.zeros((C, D)), np.zeros((N, C))
+        s_dot = np.einsum("cd,cd->c", S, target)
+        s_sq = np.einsum("cd,cd->c", S, S)
+        score = _safe_cos(s_dot + a, s_sq + 2.0 * b + n, target_norm)
+        score[picked] = -np.inf
+        j = int(np.argmax(score))
+        indices[step], scores[step], picked[j] = j, score[j], True
+        g = np.asarray(grads[j], dtype=np.float64)
+        S += g
+        if step + 1 < k and not (batch_size and (step + 1) % batch_size == 0):
+            _matvec(grads, np.asarray(grads[j]), b, block_rows)
+    return indices, scores
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _top(values: np.ndarray, k: int, descending: bool) -> np.ndarray:
+    """Indices of the k largest/smallest values; ties by index; NaN always last."""
+    key = -values if descending else values
+    return np.argsort(key, kind="stable")[:k].astype(np.int64)
+
+
+def topk_balanced(cos: np.ndarray, pseudolabels: np.ndarray, k: int) -> np.ndarray:
+    """Top-K with a quota of ceil(K / #classes) per pseudolabel, filled round-robin by rank.
+
+    An item ranked r within its class is taken in round r; items beyond the quota wait in one
+    last round ordered by cosine, which fills the places of classes that run short. One sort,
+    so it always terminates.
+    """
+    labels = np.asarray(pseudolabels)
+    if labels.shape != cos.shape:
+        raise UserError(f"got {labels.shape[0]} pseudolabels for a pool of {cos.shape[0]}.")
+    classes = np.unique(labels)
+    quota = math.ceil(k / len(classes))
+    by_score = np.argsort(-cos, kind="stable")
+    rank = np.empty(len(cos), dtype=np.int64)
+    for cls in classes:
+        members = by_score[labels[by_score] == cls]
+        rank[members] = np.arange(len(members))
+    round_ = np.minimum(rank, quota)
+    order = np.lexsort((np.arange(len(cos)), -cos, round_))
+    return order[:k].astype(np.int64)
+
+
+def _check_request(name: str, n: int, k: int) -> None:
+    if name not in STRATEGIES:
+        raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if n == 0:
+        raise UserError("the pool is empty; there is nothing to select from.")
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise UserError(f"K must be a positive integer, got {k!r}.")
+    if k > n:
+        raise UserError(f"K={k} is larger than the pool ({n} texts); lower K or grow the pool.")
+
+
+def _pool_size(grads, losses, pseudolabels) -> int:
+    for thing in (grads, losses, pseudolabels):
+        if thing is not None:
+            return len(thing)
+    raise UserError("give a gradient store, losses or pseudolabels so the pool size is known.")
+
+
+def run_strategy(
+    name: str,
+    *,
+    grads: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+    losses: np.ndarray | None = None,
+    pseudolabels: np.ndarray | None = None,
+    k: int,
+    seed: int = 0,
+    batch_size: int | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run one strategy; return exactly K distinct pool indices (int64) and a score for each.
+
+    Scores: the greedy objective after each pick (select, select_batch), cos(g, Δ) (top/bottom
+    and random when a store is given, else NaN), or the final model's loss (pmin, pmax).
+    """
+    N = _pool_size(grads, losses, pseudolabels)
+    _check_request(name, N, k)
+    k = int(k)
+    cos = None
+    if name in NEEDS_STORE or (name == "random" and grads is not None):
+        if grads is None:
+            raise UserError(f"strategy {name!r} needs the gradient store.")
+        if name not in ("select", "select_batch"):
+            cos = cosines(grads, target, block_rows)
+    if name == "select":
+        return greedy_select(grads, target, k, block_rows=block_rows)
+    if name == "select_batch":
+        if not batch_size or batch_size < 1:
+            raise UserError("select_batch needs batch_size ≥ 1 (picks between resets of S).")
+        return greedy_select(grads, target, k, batch_size=int(batch_size), block_rows=block_rows)
+    if name == "random":
+        idx = np.random.default_rng(seed).choice(N, size=k, replace=False).astype(np.int64)
+        return idx, (cos[idx] if cos is not None else np.full(k, np.nan))
+    if name in ("topk", "bottomk"):
+        idx = _top(cos, k, descending=name == "topk")
+        return idx, cos[idx]
+    if name == "topk_balanced":
+        if pseudolabels is None:
+            raise UserError("topk_balanced needs the pseudolabels of the pool.")
+        idx = topk_balanced(cos, pseudolabels, k)
+        return idx, cos[idx]
+    if losses is None:
+        raise UserError(f"strategy {name!r} needs the final model's loss on every pool text.")
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.shape != (N,):
+        raise UserError(f"got {losses.shape[0]} losses for a pool of {N}.")
+    idx = _top(losses, k, descending=name == "pmax")
+    return idx, losses[idx]

@@ -1,0 +1,92 @@
+"""Gather per-run JSON records into the paper's tables and figures (via ``report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import read_json
+from .data import dataset_summary, read_dataset
+from .report import class_balance_figure, table1, table2, table3
+
+RUN_KEYS = ["base", "task", "strategy", "seed"]
+
+
+def _runs(retrain_paths: list[str], similarity_paths: list[str]) -> pd.DataFrame:
+    retrain = pd.DataFrame([read_json(p) for p in retrain_paths])
+    similar = pd.DataFrame([read_json(p) for p in similarity_paths])
+    frame = retrain.merge(similar[RUN_KEYS + ["vocab", "otd"]], on=RUN_KEYS, how="left")
+    frame["seed"] = frame["seed"].astype(int)
+    return frame
+
+
+def _experts(paths: list[str]) -> pd.DataFrame:
+    """Expert metrics; base and task come from ``.../{base}/{task}/{seed}.json``."""
+    rows = []
+    for path in paths:
+        m = read_json(path)
+        p = Path(path)
+        rows.append(dict(m, base=p.parent.parent.name, task=p.parent.name, strategy="expert"))
+    return pd.DataFrame(rows)
+
+
+def write_results_table(
+    kind: str,
+    retrain_paths: list[str],
+    similarity_paths: list[str],
+    expert_paths: list[str],
+    out_stem: str,
+) -> pd.DataFrame:
+    """Table 1 (kind classification) or Table 2 (kind sft) with the Expert reference row."""
+    frame = pd.concat(
+        [_runs(retrain_paths, similarity_paths), _experts(expert_paths)], ignore_index=True
+    )
+    if kind == "classification":
+        records = frame.rename(columns={"test_acc": "acc", "test_loss": "loss"})
+        records = records[["task", "strategy", "seed", "vocab", "otd", "acc", "loss"]]
+        table1(records, out_stem)
+    else:
+        records = frame.rename(columns={"base": "model", "test_ppl": "ppl", "otd": "ot"})
+        records = records[["model", "strategy", "seed", "ppl", "ot", "vocab"]]
+        table2(records, out_stem, models=list(dict.fromkeys(records["model"])))
+    return records
+
+
+def write_datasets_table(paths: list[str], roles: dict[str, dict], out_stem: str) -> pd.DataFrame:
+    """Table 3 from the dataset tables this config built: role, source, classes, sizes.
+
+    ``roles`` maps each config dataset name to ``{"source": registry name, "role": text}``.
+    """
+    rows = []
+    for path in paths:
+        name = Path(path).stem
+        source = roles[name]["source"]
+        row = dataset_summary([source], {source: read_dataset(path)})
+        row["name"], row["role"] = f"{name} ({source})", roles[name]["role"]
+        rows.append(row)
+    summary = pd.concat(rows, ignore_index=True)
+    table3(summary, out_stem)
+    return summary
+
+
+def write_class_balance(
+    selection_paths: list[str], task_datasets: dict[str, str], out_stem: str
+) -> pd.DataFrame:
+    """Pseudolabel distribution of every strategy's selections, one panel per task."""
+    parts = []
+    for path in selection_paths:
+        # data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet
+        pieces = Path(path).parts
+        frame = pd.read_parquet(path, columns=["pseudolabel"])
+        frame["task"], frame["strategy"] = pieces[-6], pieces[-3]
+        frame["seed"] = int(Path(path).stem)
+        parts.append(frame)
+    selections = pd.concat(parts, ignore_index=True)
+    names = {}
+    for task, path in task_datasets.items():
+        table = read_dataset(path)
+        named = table[table["label"] >= 0].drop_duplicates("label").sort_values("label")
+        names[task] = named["label_name"].tolist()
+    class_balance_figure(selections, out_stem, names)
+    return selections
