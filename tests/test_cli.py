@@ -1,0 +1,256 @@
+"""The user-facing CLI and the pipeline steps around the engine, on tiny real models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from weights2data.cli import main
+from weights2data.models import save_model
+from weights2data.train import TrainConfig, finetune
+
+from .conftest import SENTENCES
+
+LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, tiny_tokenizer):
+    """A tiny base and a real 3-class finetune of it, saved as HF folders."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tiny_tokenizer), n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    base = GPT2LMHeadModel(cfg)
+    save_model(base, tiny_tokenizer, root / "base")
+    train_cfg = TrainConfig(num_classes=3, lr=3e-3, batch_size=8, epochs=2, max_length=16)
+    final, _ = finetune(
+        base, tiny_tokenizer, (SENTENCES, LABELS), (SENTENCES, LABELS), train_cfg, 0, progress=False
+    )
+    save_model(final, tiny_tokenizer, root / "final", extra={"metrics": {"num_classes": 3}})
+    pool = root / "pool.csv"
+    texts = [f"{s} number {i}" for i, s in enumerate(SENTENCES * 2)]
+    pd.DataFrame({"body": texts}).to_csv(pool, index=False)
+    return root
+
+
+def _select(root, *extra, out="sel.parquet"):
+    return main(
+        [
+            "select",
+            "--base",
+            str(root / "base"),
+            "--final",
+            str(root / "final"),
+            "--pool",
+            str(root / "pool.csv"),
+            "--text-column",
+            "body",
+            "--out",
+            str(root / out),
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.parametrize("strategy", ["select", "select_batch", "topk_balanced", "random", "pmin"])
+def test_cli_select_writes_k_distinct_rows(checkpoints, strategy):
+    assert (
+        _select(
+            checkpoints,
+            "-k",
+            "10",
+            "--strategy",
+            strategy,
+            "--batch-size",
+            "4",
+            out=f"{strategy}.parquet",
+        )
+        == 0
+    )
+    picked = pd.read_parquet(checkpoints / f"{strategy}.parquet")
+    assert len(picked) == 10 and picked["index"].is_unique
+    assert set(picked.columns) >= {"index", "text", "pseudolabel", "score", "rank"}
+    assert picked["pseudolabel"].between(0, 2).all()
+
+
+def test_cli_select_is_deterministic(checkpoints):
+    _select(checkpoints, "-k", "12", out="a.parquet")
+    _select(checkpoints, "-k", "12", out="b.parquet")
+    a, b = (pd.read_parquet(checkpoints / f) for f in ("a.parquet", "b.parquet"))
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_select_sft_with_sketch(checkpoints):
+    assert (
+        _select(
+            checkpoints, "-k", "5", "--task-type", "sft", "--sketch-dim", "64", out="sft.parquet"
+        )
+        == 0
+    )
+    assert len(pd.read_parquet(checkpoints / "sft.parquet")) == 5
+
+
+def test_k_larger_than_pool_is_a_clear_error(checkpoints, capsys):
+    assert _select(checkpoints, "-k", "1000") == 2
+    err = capsys.readouterr().err
+    assert "K=1000" in err and "pool" in err and "Traceback" not in err
+    assert not (checkpoints / "sel.parquet").exists()
+
+
+def test_missing_text_column_is_named(checkpoints, capsys):
+    code = main(
+        [
+            "select",
+            "--base",
+            str(checkpoints / "base"),
+            "--final",
+            str(checkpoints / "final"),
+            "--pool",
+            str(checkpoints / "pool.csv"),
+            "-k",
+            "3",
+            "--out",
+            str(checkpoints / "x.parquet"),
+        ]
+    )
+    assert code == 2
+    assert "text" in capsys.readouterr().err
+
+
+def test_different_architectures_are_refused(checkpoints, tiny_tokenizer, tmp_path, capsys):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    other = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tiny_tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
+    save_model(other, tiny_tokenizer, tmp_path / "llama")
+    code = main(
+        [
+            "select",
+            "--base",
+            str(checkpoints / "base"),
+            "--final",
+            str(tmp_path / "llama"),
+            "--pool",
+            str(checkpoints / "pool.csv"),
+            "--text-column",
+            "body",
+            "-k",
+            "3",
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "GPT2LMHeadModel" in err and "LlamaForCausalLM" in err
+
+
+def test_identical_models_are_not_a_finetune(checkpoints, capsys):
+    code = main(
+        [
+            "select",
+            "--base",
+            str(checkpoints / "base"),
+            "--final",
+            str(checkpoints / "base"),
+            "--pool",
+            str(checkpoints / "pool.csv"),
+            "--text-column",
+            "body",
+            "-k",
+            "3",
+            "--num-classes",
+            "3",
+            "--out",
+            str(checkpoints / "same.parquet"),
+        ]
+    )
+    assert code == 2
+    assert "no direction to select toward" in capsys.readouterr().err
+
+
+def test_corrupted_weights_are_a_clear_error(checkpoints, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoints / "final", broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    code = main(
+        [
+            "select",
+            "--base",
+            str(checkpoints / "base"),
+            "--final",
+            str(broken),
+            "--pool",
+            str(checkpoints / "pool.csv"),
+            "--text-column",
+            "body",
+            "-k",
+            "3",
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ]
+    )
+    assert code == 2
+    assert "corrupted" in capsys.readouterr().err
+
+
+def test_unknown_strategy_lists_the_choices(checkpoints, capsys):
+    with pytest.raises(SystemExit):
+        _select(checkpoints, "-k", "3", "--strategy", "best")
+    assert "select_batch" in capsys.readouterr().err
+
+
+def test_retrain_is_deterministic(checkpoints, tmp_path):
+    from weights2data.data import write_dataset
+    from weights2data.evaluation import retrain
+
+    _select(checkpoints, "-k", "10", out="r.parquet")
+    rows = []
+    for split, n in (("train", 12), ("val", 8), ("test", 8)):
+        for i in range(n):
+            rows.append(
+                {
+                    "text": SENTENCES[i % 8] + f" {split} {i}",
+                    "label": int(LABELS[i]),
+                    "label_name": "abc"[LABELS[i]],
+                    "split": split,
+                    "group": f"{split}{i}",
+                }
+            )
+    dataset = tmp_path / "task.parquet"
+    write_dataset(pd.DataFrame(rows), dataset)
+    task = {"type": "classification", "train_size": 12, "val_size": 8, "test_size": 8}
+    spec = {"lr": 3e-3, "batch_size": 4, "max_length": 16, "loss": "label_masked"}
+    results = []
+    for name in ("one.json", "two.json"):
+        retrain(
+            checkpoints / "base",
+            checkpoints / "r.parquet",
+            dataset,
+            task,
+            spec,
+            {"max_epochs": 2, "patience": 1},
+            0,
+            0,
+            tmp_path / name,
+            {"strategy": "select"},
+        )
+        results.append(json.loads((tmp_path / name).read_text()))
+    assert results[0] == results[1]
+    assert results[0]["n_selected"] == 10 and 0 <= results[0]["test_acc"] <= 1
