@@ -2,13 +2,15 @@
 # The smoke config, end to end, with every job submitted through SLURM (the `slurm` profile).
 #
 #   scripts/slurm_single_node.sh          # or any SLURM where this machine can sbatch
-#   scripts/run_smoke_on_slurm.sh
+#   scripts/run_smoke_on_slurm.sh [TARGET...]
 #
 # Copies the project (tracked and untracked-not-ignored files, without data/, figures/,
 # logs/) into a new temporary folder, makes config/smoke.yaml its config.yaml, runs
-# `snakemake --workflow-profile workflow/profiles/slurm` there and checks that the report
-# came out and that each job left a SLURM log (i.e. really ran as a SLURM job).
-# Exit status 0 only if all of that holds.
+# `snakemake --workflow-profile workflow/profiles/slurm [TARGET...]` there and checks that
+# figures/experts.md came out and that each job left a SLURM log (i.e. really ran as a
+# SLURM job). Exit status 0 only if all of that holds.
+# TARGETs default to the whole DAG; they must include figures/experts.md (the test runs
+# just that target, which keeps it short: dataset, pretrain_base, finetune_expert, report).
 #
 # Environment:
 #   VENV                  the project's venv                                   [.venv]
@@ -78,9 +80,12 @@ args=(
     # the copy is on a local disk: no need to wait for a shared file system
     --latency-wait 5
 )
-say "snakemake ${args[*]}"
+say "snakemake ${args[*]} $*"
 start=$SECONDS
-if ! (cd "$WORK" && snakemake "${args[@]}" >"$WORK/snakemake-slurm.log" 2>&1); then
+cd "$WORK"
+# no subshell: a signal to this script's process group reaches snakemake, which then
+# scancels its jobs
+if ! snakemake "${args[@]}" "$@" >"$WORK/snakemake-slurm.log" 2>&1; then
     tail -60 "$WORK/snakemake-slurm.log" >&2
     die "snakemake failed after $((SECONDS - start)) s (log: $WORK/snakemake-slurm.log; copy kept)"
 fi
@@ -105,5 +110,6 @@ say "OK in ${elapsed} s: ${submitted} jobs submitted with sbatch, ${nlogs} SLURM
 sed 's/^/    /' "$WORK/figures/experts.md"
 
 if ((KEEP == 0)); then
+    cd /
     rm -rf "$WORK"
 fi

@@ -180,8 +180,10 @@ start_daemons() {
     if live_pid "$CTLD_PID" >/dev/null; then
         say "slurmctld already running"
     else
-        say "starting slurmctld"
-        slurmctld </dev/null >>"$LOG_DIR/slurmctld.start.log" 2>&1 || {
+        # -c: a throwaway cluster starts empty; jobs saved by an earlier run (whose
+        # snakemake is gone) would otherwise be recovered and hold the node
+        say "starting slurmctld (clearing saved job state)"
+        slurmctld -c </dev/null >>"$LOG_DIR/slurmctld.start.log" 2>&1 || {
             tail -20 "$LOG_DIR/slurmctld.log" >&2 || true
             die "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
         }
@@ -207,7 +209,7 @@ wait_idle() {
             sinfo
             return 0
             ;;
-        down* | drain* | drained*)
+        down* | drain*)
             # left down by an earlier stop; slurmd is back, so bring the node back
             if ((resumed == 0)); then
                 scontrol update nodename="$(short_host)" state=resume >/dev/null 2>&1 || true
@@ -234,8 +236,26 @@ wait_gone() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# Jobs outlive slurmd (slurmstepd runs them), so cancel them while slurmctld still answers.
+cancel_jobs() {
+    local ids
+    ids="$(squeue -h -t PENDING,RUNNING,SUSPENDED,COMPLETING -o '%i' 2>/dev/null | tr '\n' ' ')"
+    [[ -n "${ids// /}" ]] || return 0
+    say "cancelling jobs: $ids"
+    # shellcheck disable=SC2086
+    scancel $ids 2>/dev/null || true
+    for _ in $(seq 1 30); do
+        [[ -z "$(squeue -h -t RUNNING,COMPLETING -o '%i' 2>/dev/null)" ]] && return 0
+        sleep 1
+    done
+    say "some jobs still running after 30 s; stopping anyway"
+}
+
 stop_slurm() {
     local pid
+    if live_pid "$CTLD_PID" >/dev/null; then
+        cancel_jobs
+    fi
     for file in "$SLURMD_PID" "$CTLD_PID"; do
         if pid="$(live_pid "$file")"; then
             say "stopping $(basename "$file" .pid) (pid $pid)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,18 +31,31 @@ def _skip_reason() -> str | None:
 
 
 def _run(script: str, *args: str, env: dict[str, str], timeout: int) -> str:
-    proc = subprocess.run(
+    """Run one of scripts/ in its own process group; on a time-out, end the whole group
+    (snakemake then cancels its SLURM jobs) rather than leave it running."""
+    proc = subprocess.Popen(
         ["bash", str(SCRIPTS / script), *args],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{script} {' '.join(args)} exited {proc.returncode}:\n{out[-4000:]}"
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        pytest.fail(f"{script} {' '.join(args)} took over {timeout} s:\n{out[-4000:]}")
+    assert proc.returncode == 0, (
+        f"{script} {' '.join(args)} exited {proc.returncode}:\n{out[-4000:]}"
+    )
     return out
 
 
@@ -61,8 +75,9 @@ def test_smoke_profile_runs_on_single_node_slurm(tmp_path):
         env.pop(name, None)
     try:
         started = _run("slurm_single_node.sh", "start", env=env, timeout=240)
-        assert "idle" in started
-        out = _run("run_smoke_on_slurm.sh", env=env, timeout=300)
+        assert "PARTITION" in started  # sinfo printed once the node was up
+        # the report's part of the DAG: a dataset job, both GPU rules, the report
+        out = _run("run_smoke_on_slurm.sh", "figures/experts.md", env=env, timeout=300)
         assert "OK in" in out and "submitted with sbatch" in out
         project = tmp_path / "project"
         assert "bbc_news" in (project / "figures" / "experts.md").read_text()
