@@ -51,8 +51,12 @@ def grad_for(strategy):
     return "main" if strategy in NEEDS_STORE else "none"
 
 
+# Named gradient-store variants; ablations register more (e.g. other k, C or loss).
+GRAD_VARIANTS = {"main": SEL["gradients"]}
+
+
 def gradient_spec(grad):
-    return SEL["gradients"]
+    return GRAD_VARIANTS[grad]
 
 
 def task_spec(wildcards):

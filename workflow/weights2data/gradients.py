@@ -59,8 +59,9 @@ ModelLike = str | os.PathLike | torch.nn.Module
 
 
 def _as_model(model: ModelLike) -> torch.nn.Module:
+    """A loaded model in eval mode (dropout would make gradients and labels random)."""
     if isinstance(model, torch.nn.Module):
-        return model
+        return model.eval()
     return load_model(model)
 
 

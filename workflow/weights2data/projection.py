@@ -156,15 +156,19 @@ class DenseProjector(Projector):
         return rademacher_signs(rng, rows, self.V * self.d)
 
     def _blocks(self, like: torch.Tensor):
-        """Yield (row offset, block) pairs, from the cache when the whole matrix is small."""
-        n_blocks = math.ceil(self.k / DENSE_BLOCK_ROWS)
+        """Yield (row offset, rows) pairs: the whole cached matrix when it is small, else groups
+        of consecutive seeded blocks of about DENSE_CACHE_ELEMENTS entries (few, large
+        mat-muls instead of many thin memory-bound ones)."""
         if self.k * self.V * self.d <= DENSE_CACHE_ELEMENTS:
             (full,) = self._constants(like)
             yield 0, full
             return
-        for b in range(n_blocks):
-            block = torch.from_numpy(self._block(b)).to(device=like.device, dtype=like.dtype)
-            yield b * DENSE_BLOCK_ROWS, block
+        n_blocks = math.ceil(self.k / DENSE_BLOCK_ROWS)
+        group = max(1, DENSE_CACHE_ELEMENTS // (DENSE_BLOCK_ROWS * self.V * self.d))
+        for first in range(0, n_blocks, group):
+            blocks = [self._block(b) for b in range(first, min(first + group, n_blocks))]
+            rows = torch.from_numpy(np.concatenate(blocks))
+            yield first * DENSE_BLOCK_ROWS, rows.to(device=like.device, dtype=like.dtype)
 
     def _make_constants(self):
         n_blocks = math.ceil(self.k / DENSE_BLOCK_ROWS)

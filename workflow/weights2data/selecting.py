@@ -84,7 +84,7 @@ def gradient_store(
 ) -> dict:
     """Per-example last-layer gradients of the pool under the gradient model (+ Δ)."""
     labels = pd.read_parquet(labels_path)
-    loss = gradient_loss(task_type, finetune["loss"])
+    loss = gradient_loss(task_type, spec.get("loss") or finetune["loss"])
     base, final = Path(base_dir), Path(final_dir)
     if spec.get("model", "base") == "final":
         base = final  # the authors' last code: gradients under θf (an option, not the default)

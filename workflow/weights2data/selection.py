@@ -113,6 +113,27 @@ def _matvec(grads: np.ndarray, vector: np.ndarray, out: np.ndarray, block_rows) 
             out[start:stop, c] += block[:, c, :] @ vector[c]
 
 
+class _Scorer:
+    """mean_c (S·Δ + a) / (|Δ| sqrt(|S|² + 2b + n)) for all N, into preallocated buffers (the
+    per-pick overhead beside the mat-vec stays a small fraction of one pass over the store)."""
+
+    def __init__(self, a: np.ndarray, n: np.ndarray, target_norm: np.ndarray) -> None:
+        self.a, self.n, self.target_norm = a, n, target_norm
+        self.num, self.den = np.empty_like(a), np.empty_like(a)
+
+    def __call__(self, s_dot: np.ndarray, s_sq: np.ndarray, b: np.ndarray) -> np.ndarray:
+        num, den = self.num, self.den
+        np.add(self.a, s_dot, out=num)
+        np.multiply(b, 2.0, out=den)
+        den += self.n
+        den += s_sq
+        np.copyto(den, np.inf, where=den <= 0)  # a zero vector: cosine 0
+        np.sqrt(den, out=den)
+        den *= self.target_norm
+        num /= den
+        return num[:, 0].copy() if num.shape[1] == 1 else num.mean(axis=1)
+
+
 def greedy_select(
     grads: np.ndarray,
     target: np.ndarray,
@@ -129,22 +150,19 @@ def greedy_select(
     grads, target = _as_store(grads, target)
     N, C, D = grads.shape
     a, n = store_statistics(grads, target, block_rows)
-    target_norm = np.linalg.norm(target, axis=1)
-    picked = np.zeros(N, dtype=bool)
+    score_all = _Scorer(a, n, np.linalg.norm(target, axis=1))
     indices, scores = np.empty(k, dtype=np.int64), np.empty(k)
     for step in range(k):
         if step == 0 or (batch_size and step % batch_size == 0):
             S, b = np.zeros((C, D)), np.zeros((N, C))
-        s_dot = np.einsum("cd,cd->c", S, target)
-        s_sq = np.einsum("cd,cd->c", S, S)
-        score = _safe_cos(s_dot + a, s_sq + 2.0 * b + n, target_norm)
-        score[picked] = -np.inf
+        score = score_all(np.einsum("cd,cd->c", S, target), np.einsum("cd,cd->c", S, S), b)
+        score[indices[:step]] = -np.inf
         j = int(np.argmax(score))
-        indices[step], scores[step], picked[j] = j, score[j], True
-        g = np.asarray(grads[j], dtype=np.float64)
+        indices[step], scores[step] = j, score[j]
+        g = np.asarray(grads[j])
         S += g
         if step + 1 < k and not (batch_size and (step + 1) % batch_size == 0):
-            _matvec(grads, np.asarray(grads[j]), b, block_rows)
+            _matvec(grads, g, b, block_rows)
     return indices, scores
 
 
