@@ -254,3 +254,27 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
         results.append(json.loads((tmp_path / name).read_text()))
     assert results[0] == results[1]
     assert results[0]["n_selected"] == 10 and 0 <= results[0]["test_acc"] <= 1
+
+
+def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
+    from weights2data.gradients import build_gradient_store, load_gradient_store
+
+    texts = SENTENCES[:10]
+    labels = LABELS[:10]
+    stores = {}
+    for model in ("base", "final"):
+        build_gradient_store(
+            checkpoints / "base",
+            checkpoints / "final",
+            texts,
+            labels,
+            tmp_path / model,
+            num_classes=3,
+            gradient_model=model,
+            progress=False,
+        )
+        grads, target, meta = load_gradient_store(tmp_path / model)
+        assert meta["gradient_model"] == model
+        stores[model] = (np.array(grads), target)
+    assert not np.allclose(stores["base"][0], stores["final"][0])
+    np.testing.assert_array_equal(stores["base"][1], stores["final"][1])  # Δ = θ0 − θf both

@@ -444,8 +444,12 @@ def build_gradient_store(
     truncate: str = "left",
     batch_size: int = 32,
     progress: bool = True,
+    gradient_model: str = "base",
 ) -> dict:
     """Write ``out_dir/{grads.f32, target.f32, meta.json}`` atomically; return the meta dict.
+
+    ``gradient_model="final"`` takes the gradients under θf instead of θ0 (what the authors'
+    last code did by accident; the paper and the default use the base). Δ is θ0 − θf either way.
 
     ``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c.
     The pool is streamed in batches, so memory does not grow with N. ``target.f32`` is C×D and
@@ -461,6 +465,13 @@ def build_gradient_store(
         raise UserError("the pool is empty; a gradient store needs at least one text.")
     if not isinstance(checkpoints, int | np.integer) or checkpoints < 1:
         raise UserError(f"checkpoints must be a positive integer, got {checkpoints!r}.")
+    if gradient_model not in ("base", "final"):
+        raise UserError(f"gradient_model must be 'base' or 'final', got {gradient_model!r}.")
+    if gradient_model == "final" and checkpoints != 1:
+        raise UserError(
+            "gradients under the final model take no interpolated checkpoints; "
+            "set checkpoints: 1 or gradient model: base."
+        )
     tokenizer = _as_tokenizer(tokenizer, base)
     base_m, final_m = _as_model(base), _as_model(final)
     check_same_architecture(base_m, final_m)
@@ -489,6 +500,7 @@ def build_gradient_store(
         "k": D,
         "D": D,
         "C": int(checkpoints),
+        "gradient_model": gradient_model,
         "N": N,
         "seed": int(seed),
         "num_classes": num_classes,
@@ -503,7 +515,12 @@ def build_gradient_store(
         tmp.mkdir()
         grads = np.memmap(tmp / "grads.f32", dtype=np.float32, mode="w+", shape=(N, checkpoints, D))
         bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="gradient store")
-        for c, model in interpolated_models(base_m, final_m, checkpoints):
+        models = (
+            [(0, final_m)]
+            if gradient_model == "final"
+            else interpolated_models(base_m, final_m, checkpoints)
+        )
+        for c, model in models:
             rows = _output_rows(model, loss, label_ids)
             for start in range(0, N, batch_size):
                 stop = min(start + batch_size, N)

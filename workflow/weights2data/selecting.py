@@ -104,6 +104,7 @@ def gradient_store(
         max_length=finetune["max_length"],
         truncate=finetune["truncate"],
         batch_size=spec.get("batch_size", 64),
+        gradient_model=spec.get("model", "base"),
     )
 
 
