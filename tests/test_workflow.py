@@ -34,6 +34,26 @@ def test_default_dag_dry_runs_and_lints():
     assert "good condition" in lint
 
 
+def test_paper_profile_dry_runs(tmp_path):
+    """The GPU profile's whole DAG resolves here (nothing runs: it only dry-runs)."""
+    out = run(
+        [
+            str(BIN / "snakemake"),
+            "-n",
+            "--configfile",
+            str(ROOT / "config" / "paper.yaml"),
+            "--directory",
+            str(tmp_path),
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+        ],
+        ROOT,
+    )
+    for rule in ("pretrain_base", "finetune_expert", "gradient_store", "retrain", "table2"):
+        assert rule in out
+    assert "Config file config.yaml is extended" not in out  # profiles replace the default
+
+
 @pytest.fixture(scope="module")
 def smoke_project(tmp_path_factory) -> Path:
     """A copy of the project whose config.yaml is the smoke profile (DVC reads config.yaml)."""
