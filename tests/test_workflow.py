@@ -54,6 +54,10 @@ def test_paper_profile_dry_runs(tmp_path):
     assert "Config file config.yaml is extended" not in out  # profiles replace the default
 
 
+def git(args: list[str], cwd: Path) -> str:
+    return run(["git", "-c", "user.email=ci@example.org", "-c", "user.name=ci", *args], cwd)
+
+
 @pytest.fixture(scope="module")
 def smoke_project(tmp_path_factory) -> Path:
     """A copy of the project whose config.yaml is the smoke profile (DVC reads config.yaml)."""
@@ -72,31 +76,39 @@ def smoke_project(tmp_path_factory) -> Path:
         shutil.copy2(ROOT / rel, dest / rel)
     shutil.copy2(ROOT / "config" / "smoke.yaml", dest / "config.yaml")
     run(["git", "init", "-q"], dest)
-    run(
-        [
-            "git",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "user.name=t",
-            "commit",
-            "-qam",
-            "x",
-            "--allow-empty",
-        ],
-        dest,
-    )
-    run(["git", "add", "-A"], dest)
+    git(["add", "-A"], dest)
+    git(["commit", "-qm", "the project"], dest)
     return dest
 
 
+SHARED = [  # what the DVC stages make for the smoke config (base tiny, seed 0)
+    "logs/pretrain_base/tiny.log",
+    "logs/finetune_expert/tiny/bbc_news/0.log",
+    "logs/autolabel/tiny/bbc_news/wiki_pool/0.log",
+    "logs/gradient_store/tiny/bbc_news/wiki_pool/main/0.log",
+    "logs/gradient_store/tiny/news_sft/wiki_pool/main/0.log",
+]
+
+
+def recomputed(project: Path) -> list[str]:
+    """The DVC-shared artifacts whose jobs ran in this folder (each job leaves its log)."""
+    return [log for log in SHARED if (project / log).exists()]
+
+
 @pytest.mark.slow
-def test_smoke_profile_runs_under_snakemake_then_dvc(smoke_project):
-    snakemake = str(BIN / "snakemake")
+def test_smoke_profile_under_dvc_and_snakemake_then_shared(smoke_project, tmp_path):
+    """Machine A: `dvc repro` makes the expensive artifacts, `snakemake` the rest, second runs
+    do nothing, `dvc push`. Machine B: clone, `dvc pull`, `snakemake --touch`, `snakemake`:
+    every table is made and no training or gradient store runs again."""
+    snakemake, dvc = str(BIN / "snakemake"), str(BIN / "dvc")
+    run([dvc, "repro"], smoke_project)
+    assert recomputed(smoke_project) == SHARED
+    shutil.rmtree(smoke_project / "logs")
     run([snakemake, "--cores", "2"], smoke_project)
-    experts = (smoke_project / "figures" / "experts.md").read_text()
-    assert "bbc_news" in experts
+    assert recomputed(smoke_project) == []  # Snakemake reused what DVC made
+
     figures = smoke_project / "figures"
+    assert "bbc_news" in (figures / "experts.md").read_text()
     for name in ("table1", "table2"):
         for ext in (".md", ".csv", ".tex", ".pdf", ".png"):
             assert (figures / f"{name}{ext}").stat().st_size > 0
@@ -105,12 +117,22 @@ def test_smoke_profile_runs_under_snakemake_then_dvc(smoke_project):
         assert f"| {row} |" in table1
     assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
     assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
-    again = run([snakemake, "--cores", "2", "-n"], smoke_project)
-    assert "Nothing to be done" in again
 
-    dvc = str(BIN / "dvc")
-    run([dvc, "repro"], smoke_project)
-    second = run([dvc, "repro"], smoke_project)
-    assert "up to date" in second.lower()
-    metrics = run([dvc, "metrics", "show"], smoke_project)
-    assert "test_acc" in metrics
+    assert "Nothing to be done" in run([snakemake, "--cores", "2", "-n"], smoke_project)
+    assert "up to date" in run([dvc, "repro"], smoke_project).lower()
+    assert "test_acc" in run([dvc, "metrics", "show"], smoke_project)
+
+    remote = tmp_path / "remote"
+    run([dvc, "remote", "add", "-d", "shared", str(remote)], smoke_project)
+    run([dvc, "push"], smoke_project)
+    git(["add", "-A", "dvc.lock", ".dvc"], smoke_project)
+    git(["commit", "-qm", "results"], smoke_project)
+
+    machine_b = tmp_path / "machine_b"
+    git(["clone", "-q", str(smoke_project), str(machine_b)], tmp_path)
+    run([dvc, "pull"], machine_b)
+    run([snakemake, "--touch", "--cores", "1", "experts", "gradient_stores"], machine_b)
+    run([snakemake, "--cores", "2", "figures/table1.md"], machine_b)
+    assert recomputed(machine_b) == []
+    assert (machine_b / "figures" / "table1.md").exists()
+    assert "up to date" in run([dvc, "status"], machine_b).lower()
