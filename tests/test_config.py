@@ -26,7 +26,7 @@ def test_profiles_validate(profile):
 def test_defaults_are_filled(default_config):
     config = validate_config(default_config)
     assert config["finetune"]["patience"] is None
-    assert config["datasets"]["bbc_news"]["val_fraction"] == 0.1
+    assert config["datasets"]["rotten_tomatoes"]["val_fraction"] == 0.1
     assert config["bases"]["gpt2_small"]["block_size"] == 64
 
 

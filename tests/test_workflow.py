@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -58,10 +59,12 @@ def git(args: list[str], cwd: Path) -> str:
     return run(["git", "-c", "user.email=ci@example.org", "-c", "user.name=ci", *args], cwd)
 
 
-@pytest.fixture(scope="module")
-def smoke_project(tmp_path_factory) -> Path:
-    """A copy of the project whose config.yaml is the smoke profile (DVC reads config.yaml)."""
-    dest = tmp_path_factory.mktemp("smoke") / "project"
+def copy_project(dest: Path, ablations: bool) -> Path:
+    """A git copy of the project whose config.yaml is the smoke profile (DVC reads config.yaml).
+
+    ``ablations=False`` switches every ablation off: their artifacts land in folders the DVC
+    stages own as a whole, which the DVC flow below cannot share yet (see README).
+    """
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=ROOT,
@@ -74,11 +77,40 @@ def smoke_project(tmp_path_factory) -> Path:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
-    shutil.copy2(ROOT / "config" / "smoke.yaml", dest / "config.yaml")
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    if not ablations:
+        for section in config.get("ablations", {}).values():
+            if isinstance(section, dict):
+                section["enabled"] = False
+    (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run(["git", "init", "-q"], dest)
     git(["add", "-A"], dest)
     git(["commit", "-qm", "the project"], dest)
     return dest
+
+
+@pytest.mark.slow
+def test_smoke_profile_runs_every_rule_and_ablation(tmp_path):
+    project = copy_project(tmp_path / "project", ablations=True)
+    snakemake = str(BIN / "snakemake")
+    run([snakemake, "--cores", "2"], project)
+    figures = project / "figures"
+    assert "bbc_news" in (figures / "experts.md").read_text()
+    for name in ("table1", "table2"):
+        for ext in (".md", ".csv", ".tex", ".pdf", ".png"):
+            assert (figures / f"{name}{ext}").stat().st_size > 0
+    table1 = (figures / "table1.md").read_text()
+    for row in ("Random", "Top-K (Balanced)", "P-Min", "P-Max", "SELECT (Batch)", "Expert"):
+        assert f"| {row} |" in table1
+    assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
+    assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
+    assert list((figures / "ablations").glob("*.png")), "no ablation figure was made"
+    assert "Nothing to be done" in run([snakemake, "--cores", "2", "-n"], project)
+
+
+@pytest.fixture(scope="module")
+def smoke_project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("smoke") / "project", ablations=False)
 
 
 SHARED = [  # what the DVC stages make for the smoke config (base tiny, seed 0)
@@ -107,17 +139,7 @@ def test_smoke_profile_under_dvc_and_snakemake_then_shared(smoke_project, tmp_pa
     run([snakemake, "--cores", "2"], smoke_project)
     assert recomputed(smoke_project) == []  # Snakemake reused what DVC made
 
-    figures = smoke_project / "figures"
-    assert "bbc_news" in (figures / "experts.md").read_text()
-    for name in ("table1", "table2"):
-        for ext in (".md", ".csv", ".tex", ".pdf", ".png"):
-            assert (figures / f"{name}{ext}").stat().st_size > 0
-    table1 = (figures / "table1.md").read_text()
-    for row in ("Random", "Top-K (Balanced)", "P-Min", "P-Max", "SELECT (Batch)", "Expert"):
-        assert f"| {row} |" in table1
-    assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
-    assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
-
+    assert (smoke_project / "figures" / "table1.md").exists()
     assert "Nothing to be done" in run([snakemake, "--cores", "2", "-n"], smoke_project)
     assert "up to date" in run([dvc, "repro"], smoke_project).lower()
     assert "test_acc" in run([dvc, "metrics", "show"], smoke_project)

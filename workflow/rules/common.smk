@@ -1,6 +1,7 @@
 import json
 import shlex
 
+from weights2data.ablations import variant_name
 from weights2data.config import check_references, task_finetune
 from weights2data.selection import NEEDS_STORE
 
@@ -57,6 +58,27 @@ GRAD_VARIANTS = {"main": SEL["gradients"]}
 
 def gradient_spec(grad):
     return GRAD_VARIANTS[grad]
+
+
+def grad_variant(**overrides):
+    """Name of the store with the main gradient spec + overrides, registered on first use.
+
+    Identical specs get one name, hence one store (C=1 is "main", not a copy of it).
+    """
+    spec = dict(SEL["gradients"], **overrides)
+    name = variant_name(SEL["gradients"], spec)
+    GRAD_VARIANTS.setdefault(name, spec)
+    return name
+
+
+def grad_of(strategy, variant="main"):
+    """The store a strategy reads: the variant, or "none" when it needs no gradients."""
+    return variant if strategy in NEEDS_STORE else "none"
+
+
+def run_path(kind, task, pool, grad, strategy, k, seed, ext, base=BASE):
+    """One run's file, e.g. run_path("retrain", ...) -> data/retrain/{RUN_KEY}.json."""
+    return f"data/{kind}/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.{ext}"
 
 
 def task_spec(wildcards):
@@ -124,8 +146,11 @@ def dataset_roles():
         for corpus in base.get("corpus") or []:
             roles[corpus].append(f"pretraining ({name})")
     for name, task in config["tasks"].items():
-        roles[task["dataset"]].append(f"{task['type']} task ({name})")
+        if name not in DERIVED_TASKS:
+            roles[task["dataset"]].append(f"{task['type']} task ({name})")
     roles.setdefault(POOL, []).append("seed pool")
+    for pool in ablation_pools():
+        roles.setdefault(pool, []).append("seed pool (ablation T4)")
     return {
         name: {
             "source": config["datasets"][name]["source"],
@@ -144,4 +169,44 @@ def all_targets():
     targets += ["figures/class_balance.csv"]
     if TABLE2:
         targets.append("figures/table2.md")
-    return targets
+    return targets + ABLATION_TARGETS
+
+
+# ---- ablations (workflow/rules/ablation_*.smk; README "How to add an ablation")
+ABL = config["ablations"]
+# Each enabled ablation appends its table/figure files; `rule all` asks for them.
+ABLATION_TARGETS = []
+# Tasks an ablation derives from a config task (e.g. T5's expert optimizers): name -> origin.
+DERIVED_TASKS = {}
+
+
+def ablation(name):
+    """The config section of one ablation, or None when it is disabled."""
+    section = ABL[name]
+    return section if section["enabled"] else None
+
+
+def ablation_seeds(section):
+    """A section's own seeds, else `ablations.seeds`, else the top-level seeds."""
+    return section.get("seeds") or ABL.get("seeds") or SEEDS
+
+
+def ablation_k(section):
+    """A section's own K, else `ablations.k`, else `selection.k`."""
+    return section.get("k") or ABL.get("k") or SEL["k"]
+
+
+def ablation_task():
+    """The classification task of the single-task ablations."""
+    task = ABL.get("task") or TABLE1_TASKS[0]
+    if config["tasks"].get(task, {}).get("type") != "classification":
+        raise ValueError(
+            f"ablations.task {task!r} is not a classification task of `tasks`."
+        )
+    return task
+
+
+def ablation_pools():
+    """Extra seed pools of the seed-distribution ablation (T4)."""
+    section = ablation("seed_pools")
+    return [p for p in (section["pools"] or []) if p != POOL] if section else []

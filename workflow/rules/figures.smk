@@ -3,7 +3,12 @@ rule experts_report:
         expert_metrics([BASE], expert_tasks()),
     output:
         md="figures/experts.md",
-        csv="figures/experts.csv",
+        csv=report(
+            "figures/experts.csv",
+            caption="../report/experts.rst",
+            category="Tables",
+            subcategory="Experts",
+        ),
     log:
         "logs/experts_report.log",
     conda:
@@ -20,7 +25,21 @@ rule table1:
         similarity=table1_inputs("similarity", "json"),
         experts=expert_metrics([BASE], TABLE1_TASKS),
     output:
-        multiext("figures/table1", ".md", ".csv", ".tex", ".pdf", ".png"),
+        md="figures/table1.md",
+        csv=report(
+            "figures/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Table 1 classification",
+        ),
+        tex="figures/table1.tex",
+        pdf="figures/table1.pdf",
+        png=report(
+            "figures/table1.png",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Table 1 classification",
+        ),
     log:
         "logs/table1.log",
     conda:
@@ -39,7 +58,21 @@ rule table2:
         similarity=table2_inputs("similarity", "json"),
         experts=expert_metrics(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else [],
     output:
-        multiext("figures/table2", ".md", ".csv", ".tex", ".pdf", ".png"),
+        md="figures/table2.md",
+        csv=report(
+            "figures/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Table 2 SFT",
+        ),
+        tex="figures/table2.tex",
+        pdf="figures/table2.pdf",
+        png=report(
+            "figures/table2.png",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Table 2 SFT",
+        ),
     log:
         "logs/table2.log",
     conda:
@@ -56,7 +89,14 @@ rule table3:
     input:
         expand("data/datasets/{dataset}.parquet", dataset=config["datasets"]),
     output:
-        multiext("figures/table3", ".md", ".csv", ".tex"),
+        md="figures/table3.md",
+        csv=report(
+            "figures/table3.csv",
+            caption="../report/table3.rst",
+            category="Tables",
+            subcategory="Table 3 datasets",
+        ),
+        tex="figures/table3.tex",
     log:
         "logs/table3.log",
     conda:
@@ -74,7 +114,19 @@ rule class_balance:
         selections=table1_inputs("selections", "parquet"),
         datasets=[dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS],
     output:
-        multiext("figures/class_balance", ".csv", ".pdf", ".png"),
+        csv=report(
+            "figures/class_balance.csv",
+            caption="../report/class_balance.rst",
+            category="Tables",
+            subcategory="Class balance",
+        ),
+        pdf="figures/class_balance.pdf",
+        png=report(
+            "figures/class_balance.png",
+            caption="../report/class_balance.rst",
+            category="Tables",
+            subcategory="Class balance",
+        ),
     log:
         "logs/class_balance.log",
     conda:

@@ -113,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_registrations():
-    """Subcommands that live beside the modules they drive (selection, evaluation)."""
-    from . import cli_eval, cli_select
+    """Subcommands that live beside the modules they drive (selection, evaluation, ablations)."""
+    from . import cli_ablations, cli_eval, cli_select
 
-    return [cli_select.register, cli_eval.register]
+    return [cli_select.register, cli_eval.register, cli_ablations.register]
 
 
 def main(argv: list[str] | None = None) -> int:

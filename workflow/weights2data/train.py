@@ -165,7 +165,7 @@ def finetune(
         if cfg.task_type == "classification"
         else None
     )
-    y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long) if label_ids is not None else None
+    y_all = torch.as_tensor(np.array(labels), dtype=torch.long) if label_ids is not None else None
     best, best_state, stale, history = None, None, 0, []
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not progress, desc="finetune")

@@ -1,0 +1,250 @@
+# Run lists of the ablations (functions only, so that `snakemake --lint` stays clean).
+# Each *_spec() returns {"runs": [...], ...report options}; an empty run list when the
+# ablation is disabled. The rules live in ablation_<name>.smk.
+
+
+def scaling_spec():
+    section = ablation("scaling")
+    if not section:
+        return {"runs": []}
+    task = ablation_task()
+    runs = [
+        {
+            "x": k,
+            "strategy": s,
+            "seed": seed,
+            "retrain": run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json"),
+        }
+        for k in section["ks"]
+        for s in section["strategies"]
+        for seed in ablation_seeds(section)
+    ]
+    return {
+        "runs": runs,
+        "x_name": "K",
+        "x_label": "Selection size K (texts)",
+        "log_x": True,
+        "note": f"Task {task}, seed pool {POOL} ({SEL['pool_size']} texts).",
+    }
+
+
+def leak_pool_name(task, fraction):
+    return f"leak_{task}_{fraction:g}"
+
+
+def leakage_spec():
+    section = ablation("leakage")
+    if not section:
+        return {"runs": []}
+    task, k = ablation_task(), ablation_k(section)
+    runs = []
+    for f in section["fractions"]:
+        pool = leak_pool_name(task, f)
+        for s in section["strategies"]:
+            for seed in ablation_seeds(section):
+                grad = grad_of(s)
+                runs.append(
+                    {
+                        "x": f,
+                        "strategy": s,
+                        "seed": seed,
+                        "retrain": run_path(
+                            "retrain", task, pool, grad, s, k, seed, "json"
+                        ),
+                        "similarity": run_path(
+                            "similarity", task, pool, grad, s, k, seed, "json"
+                        ),
+                        "selection": run_path(
+                            "selections", task, pool, grad, s, k, seed, "parquet"
+                        ),
+                        "pool_file": f"data/pools/{pool}/{seed}.parquet",
+                    }
+                )
+    return {"runs": runs, "note": f"Task {task}, K = {k}, other texts from {POOL}."}
+
+
+def replacement_spec():
+    section = ablation("replacement")
+    if not section:
+        return {"runs": []}
+    task, k = ablation_task(), ablation_k(section)
+    runs = [
+        {
+            "strategy": s,
+            "seed": seed,
+            "path": run_path(
+                "ablations/replacement", task, POOL, grad_of(s), s, k, seed, "json"
+            ),
+        }
+        for s in section["strategies"]
+        for seed in ablation_seeds(section)
+    ]
+    return {
+        "runs": runs,
+        "note": f"Task {task}, K = {k}, {section['trials']} trials each.",
+    }
+
+
+def projection_spec():
+    section = ablation("projection")
+    if not section:
+        return {"runs": []}
+    task, k = ablation_task(), ablation_k(section)
+    sketch = {"loss": section["loss"], "projection": section["projection"]}
+    variants = [(dim, "", grad_variant(**sketch, k=dim)) for dim in section["dims"]]
+    if section["exact"]:
+        variants.append(
+            (None, "exact", grad_variant(loss=section["loss"], projection="none"))
+        )
+    runs = []
+    for seed in ablation_seeds(section):
+        for dim, label, grad in variants:
+            for s in section["strategies"]:
+                path = run_path(
+                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
+                )
+                runs.append(
+                    {
+                        "x": dim,
+                        "label": label,
+                        "strategy": s,
+                        "seed": seed,
+                        "retrain": path,
+                    }
+                )
+        for s in section["reference"]:
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
+            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+    return {
+        "runs": runs,
+        "x_name": "k",
+        "x_label": "Projection dimension k",
+        "log_x": True,
+        "note": f"Task {task}, K = {k}, gradient loss {section['loss']}, "
+        f"{section['projection']} sketch; dashed lines do not depend on k.",
+    }
+
+
+def seed_pools_spec():
+    section = ablation("seed_pools")
+    if not section:
+        return {"runs": []}
+    tasks = section["tasks"] or [ablation_task()]
+    pools = section["pools"] or [POOL]
+    missing = [t for t in tasks if t not in config["tasks"]]
+    missing += [p for p in pools if p not in config["datasets"]]
+    if missing:
+        raise ValueError(
+            f"ablations.seed_pools names {missing}: not keys of `tasks` / `datasets`."
+        )
+    k = ablation_k(section)
+    runs = [
+        {
+            "task": task,
+            "pool": pool,
+            "strategy": s,
+            "seed": seed,
+            "retrain": run_path("retrain", task, pool, grad_of(s), s, k, seed, "json"),
+        }
+        for task in tasks
+        for pool in pools
+        for s in section["strategies"]
+        for seed in ablation_seeds(section)
+    ]
+    return {"runs": runs}
+
+
+def optimizer_finetune(task, name):
+    """The task's finetune settings with the named optimizer override merged in."""
+    origin = DERIVED_TASKS.get(task, task)
+    return dict(task_finetune(config, origin), **ABL["optimizer"]["optimizers"][name])
+
+
+def optimizer_expert_task(task, name):
+    """The task whose expert was trained with optimizer `name` (registered on first use)."""
+    if optimizer_finetune(task, name) == task_finetune(config, task):
+        return task
+    derived = f"{task}-{name}"
+    if derived not in config["tasks"]:
+        spec = config["tasks"][task]
+        overrides = dict(
+            spec.get("finetune") or {}, **ABL["optimizer"]["optimizers"][name]
+        )
+        config["tasks"][derived] = dict(spec, finetune=overrides)
+        DERIVED_TASKS[derived] = task
+    return derived
+
+
+def optimizer_spec():
+    section = ablation("optimizer")
+    if not section:
+        return {"runs": []}
+    sft = [t for t, s in config["tasks"].items() if s["type"] == "sft"]
+    task = section["task"] or (TABLE2["task"] if TABLE2 else (sft or [None])[0])
+    if task is None:
+        return {"runs": []}  # no SFT task in this config: nothing to compare
+    unknown = set(section["experts"] + section["retrain"]) - set(section["optimizers"])
+    if unknown:
+        raise ValueError(
+            f"ablations.optimizer names unknown optimizers {sorted(unknown)}."
+        )
+    base = section["base"] or (TABLE2["bases"][0] if TABLE2 else BASE)
+    k = ablation_k(section)
+    shared = config["tasks"][task]["type"] == "sft"
+    runs = []
+    for expert in section["experts"]:
+        for retrain in section["retrain"]:
+            for s in section["strategies"]:
+                etask = (
+                    task
+                    if shared and s == "random"
+                    else optimizer_expert_task(task, expert)
+                )
+                own = optimizer_finetune(etask, retrain) == task_finetune(config, etask)
+                for seed in ablation_seeds(section):
+                    path = run_path(
+                        "retrain", etask, POOL, grad_of(s), s, k, seed, "json", base
+                    )
+                    if not own:
+                        path = path.replace(
+                            "data/", f"data/ablations/optimizer/{retrain}/", 1
+                        )
+                    runs.append(
+                        {
+                            "expert_optimizer": expert,
+                            "retrain_optimizer": retrain,
+                            "strategy": s,
+                            "seed": seed,
+                            "retrain": path,
+                        }
+                    )
+    note = f"Task {task}, base {base}, K = {k}."
+    if shared:
+        note += " Random picks need no expert on an SFT task, so each row shares them."
+    return {"runs": runs, "note": note}
+
+
+def checkpoints_spec():
+    section = ablation("checkpoints")
+    if not section:
+        return {"runs": []}
+    task, k = ablation_task(), ablation_k(section)
+    runs = []
+    for seed in ablation_seeds(section):
+        for count in section["counts"]:
+            grad = grad_variant(checkpoints=count)
+            for s in section["strategies"]:
+                path = run_path(
+                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
+                )
+                runs.append({"x": count, "strategy": s, "seed": seed, "retrain": path})
+        for s in section["reference"]:
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
+            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+    return {
+        "runs": runs,
+        "x_name": "C",
+        "x_label": "Interpolated checkpoints C",
+        "log_x": True,
+        "note": f"Task {task}, K = {k}; dashed lines need no gradients.",
+    }

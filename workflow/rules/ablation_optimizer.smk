@@ -1,0 +1,71 @@
+# T5 (paper Table 5): expert optimizer × retraining optimizer on an SFT task; test perplexity
+# for SELECT and Random. An expert optimizer other than the task's own makes a derived task
+# "<task>-<name>" (its own expert, pseudolabels and store); a retraining optimizer other than
+# the expert's retrains through rule retrain_optimizer with that optimizer's finetune settings.
+# Random picks on an SFT task depend on neither expert (no pseudolabels), so they are shared.
+
+
+OPTIMIZER = optimizer_spec()
+
+
+rule retrain_optimizer:
+    input:
+        base="data/models/base/{base}",
+        selection=f"data/selections/{RUN_KEY}.parquet",
+        dataset=task_dataset,
+    output:
+        f"data/ablations/optimizer/{{optimizer}}/retrain/{RUN_KEY}.json",
+    log:
+        f"logs/retrain_optimizer/{{optimizer}}/{RUN_KEY}.log",
+    wildcard_constraints:
+        optimizer=r"[A-Za-z0-9_]+",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        finetune=lambda w: as_json(optimizer_finetune(w.task, w.optimizer)),
+        retrain=as_json(config["retrain"]),
+        run_keys=lambda w: as_json(dict(w.items())),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data retrain --base {input.base} --selection {input.selection} "
+        "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
+        "--retrain {params.retrain} --keys {params.run_keys} --seed {wildcards.seed} "
+        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule ablation_optimizer:
+    input:
+        [r["retrain"] for r in OPTIMIZER["runs"]],
+    output:
+        csv=report(
+            "figures/ablations/optimizer.csv",
+            caption="../report/ablation_optimizer.rst",
+            category="Ablations",
+            subcategory="T5 optimizer",
+        ),
+        md="figures/ablations/optimizer.md",
+        pdf="figures/ablations/optimizer.pdf",
+        png=report(
+            "figures/ablations/optimizer.png",
+            caption="../report/ablation_optimizer.rst",
+            category="Ablations",
+            subcategory="T5 optimizer",
+        ),
+    log:
+        "logs/ablations/optimizer.log",
+    conda:
+        ENV
+    params:
+        spec=as_json(OPTIMIZER),
+        stem=lambda w, output: output.csv[: -len(".csv")],
+    shell:
+        "weights2data ablation-report --kind optimizer --spec {params.spec} "
+        "--out-stem {params.stem} > {log} 2>&1"
+
+
+if OPTIMIZER["runs"]:
+    ABLATION_TARGETS.append("figures/ablations/optimizer.md")

@@ -1,0 +1,116 @@
+"""Subcommands of the ablations: leaked pools (F3), the replacement check (F4) and reports."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .cli_common import json_arg, threads_arg
+
+# The report kinds of weights2data.ablations.REPORTS (listed here so that --help stays fast).
+REPORT_KINDS = ("leakage", "optimizer", "pools", "replacement", "sweep")
+
+
+def cmd_leak_pool(args) -> None:
+    from .ablations import build_leaked_pool
+
+    pool = build_leaked_pool(
+        Path(args.dataset),
+        args.task,
+        Path(args.pool_dataset),
+        args.fraction,
+        args.seed,
+        args.split_seed,
+        Path(args.out),
+    )
+    n_true = int(pool["is_true"].sum())
+    print(f"leaked pool: {n_true} true + {len(pool) - n_true} other texts -> {args.out}")
+
+
+def cmd_leak_embeddings(args) -> None:
+    from .ablations import leaked_embeddings
+
+    emb = leaked_embeddings(
+        Path(args.pool),
+        Path(args.regular_pool),
+        Path(args.regular_embeddings),
+        Path(args.truth_embeddings),
+        Path(args.out),
+    )
+    print(f"embeddings {emb.shape} -> {args.out}")
+
+
+def cmd_replacement(args) -> None:
+    from .ablations import replacement_metrics
+
+    records = replacement_metrics(
+        Path(args.selection),
+        Path(args.pool_embeddings),
+        Path(args.truth_embeddings),
+        Path(args.dataset),
+        args.task,
+        args.seed,
+        args.split_seed,
+        args.fractions,
+        args.trials,
+        Path(args.out),
+        ot_method=args.ot,
+        max_tokens=args.max_tokens,
+    )
+    print(f"replacement: {len(records)} (fraction, trial) records -> {args.out}")
+
+
+def cmd_ablation_report(args) -> None:
+    from .ablations import write_report
+
+    paths = write_report(args.kind, args.spec, args.out_stem)
+    print(f"{args.kind} report: {', '.join(str(p) for p in paths.values())}")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a fraction must lie in [0, 1], got {text}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leak-pool", help="F3: a seed pool holding the expert's true texts")
+    p.add_argument("--dataset", required=True, help="the task's dataset parquet")
+    p.add_argument("--task", type=json_arg, required=True, help="the config's tasks.<name>")
+    p.add_argument("--pool-dataset", required=True, help="dataset the other pool texts come from")
+    p.add_argument("--fraction", type=_fraction, required=True, help="share of true texts")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_leak_pool)
+
+    p = sub.add_parser("leak-embeddings", help="F3: embeddings of a leaked pool (reused rows)")
+    p.add_argument("--pool", required=True, help="the leaked pool parquet")
+    p.add_argument("--regular-pool", required=True, help="the seed's regular pool parquet")
+    p.add_argument("--regular-embeddings", required=True)
+    p.add_argument("--truth-embeddings", required=True)
+    threads_arg(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_leak_embeddings)
+
+    p = sub.add_parser("replacement", help="F4: Vocab / OT as true texts replace a selection")
+    p.add_argument("--selection", required=True)
+    p.add_argument("--pool-embeddings", required=True)
+    p.add_argument("--truth-embeddings", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--task", type=json_arg, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--fractions", type=_fraction, nargs="+", required=True)
+    p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_replacement)
+
+    p = sub.add_parser("ablation-report", help="table (CSV + Markdown) and figure of an ablation")
+    p.add_argument("--kind", choices=REPORT_KINDS, required=True)
+    p.add_argument("--spec", type=json_arg, required=True, help='{"runs": [...], options}')
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_ablation_report)
