@@ -3,6 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+# Rules call the `weights2data` CLI (and DVC stages call `snakemake`) from the environment.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: pipeline smoke test lint bench report clean-smoke
 

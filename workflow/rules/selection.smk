@@ -38,30 +38,88 @@ rule autolabel:
         "--batch-size {params.batch} --threads {threads} --out {output} > {log} 2>&1"
 
 
-rule gradient_store:
-    input:
-        base="data/models/base/{base}",
-        final="data/models/expert/{base}/{task}/{seed}",
-        labels="data/labels/{base}/{task}/{pool}/{seed}.parquet",
-        dataset=task_dataset,
-    output:
-        directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
-    log:
-        "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=1,
-    params:
-        task=lambda w: as_json(task_spec(w)),
-        finetune=lambda w: as_json(task_finetune(config, w.task)),
-        spec=lambda w: as_json(gradient_spec(w.grad)),
-    shell:
-        "weights2data gradient-store --base {input.base} --final {input.final} "
-        "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
-        "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+# One job per pool, or (selection.shards > 1) one per shard and a gather job that joins
+# them into the same store, byte for byte.
+SHARDS = SEL["shards"]
+GRADIENT_STORE_CMD = (
+    "weights2data gradient-store --base {input.base} --final {input.final} "
+    "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
+    "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+    "--threads {threads} "
+)
+
+
+def gradient_inputs(wildcards):
+    """The models, pseudolabelled pool and task table a store (or one shard of it) reads."""
+    return {
+        "base": f"data/models/base/{wildcards.base}",
+        "final": f"data/models/expert/{wildcards.base}/{wildcards.task}/{wildcards.seed}",
+        "labels": f"data/labels/{wildcards.base}/{wildcards.task}/{wildcards.pool}/{wildcards.seed}.parquet",
+        "dataset": task_dataset(wildcards),
+    }
+
+
+if SHARDS == 1:
+
+    rule gradient_store:
+        input:
+            unpack(gradient_inputs),
+        output:
+            directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
+        log:
+            "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
+        conda:
+            ENV
+        threads: config["threads"]
+        resources:
+            gpu=1,
+        params:
+            task=lambda w: as_json(task_spec(w)),
+            finetune=lambda w: as_json(task_finetune(config, w.task)),
+            spec=lambda w: as_json(gradient_spec(w.grad)),
+        shell:
+            GRADIENT_STORE_CMD + "--out {output} > {log} 2>&1"
+
+else:
+
+    rule gradient_shard:
+        input:
+            unpack(gradient_inputs),
+        output:
+            directory(
+                "data/gradients/{base}/{task}/{pool}/{grad}/{seed}.shards/{shard}"
+            ),
+        log:
+            "logs/gradient_shard/{base}/{task}/{pool}/{grad}/{seed}/{shard}.log",
+        conda:
+            ENV
+        threads: config["threads"]
+        resources:
+            gpu=1,
+        params:
+            task=lambda w: as_json(task_spec(w)),
+            finetune=lambda w: as_json(task_finetune(config, w.task)),
+            spec=lambda w: as_json(gradient_spec(w.grad)),
+            shards=SHARDS,
+        shell:
+            GRADIENT_STORE_CMD + "--shard {wildcards.shard} --shards {params.shards} "
+            "--out {output} > {log} 2>&1"
+
+    rule gradient_store:
+        input:
+            shards=expand(
+                "data/gradients/{{base}}/{{task}}/{{pool}}/{{grad}}/{{seed}}.shards/{shard}",
+                shard=range(SHARDS),
+            ),
+        output:
+            directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
+        log:
+            "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
+        localrule: True
+        conda:
+            ENV
+        shell:
+            "weights2data gather-gradients --shards {input.shards} --out {output} > {log} 2>&1"
 
 
 rule select:

@@ -52,8 +52,16 @@ def cmd_gradient_store(args) -> None:
         args.finetune,
         args.seed,
         Path(args.out),
+        shard=None if args.shards is None else (args.shard, args.shards),
     )
     print(f"gradient store: N={meta['N']} C={meta['C']} D={meta['D']} -> {args.out}")
+
+
+def cmd_gather_gradients(args) -> None:
+    from .gradients import gather_gradient_stores
+
+    meta = gather_gradient_stores([Path(s) for s in args.shards], Path(args.out))
+    print(f"gathered {len(args.shards)} shards: N={meta['N']} -> {args.out}")
 
 
 def cmd_select_pool(args) -> None:
@@ -126,9 +134,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune", type=json_arg, required=True)
     p.add_argument("--spec", type=json_arg, required=True, help="the config's gradients section")
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--shard", type=int, default=0, help="which shard to write (0-based)")
+    p.add_argument(
+        "--shards", type=int, default=None, help="write one shard of this many (default: whole)"
+    )
     threads_arg(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_gradient_store)
+
+    p = sub.add_parser("gather-gradients", help="join shard stores into one gradient store")
+    p.add_argument("--shards", nargs="+", required=True, help="shard store folders, in order")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_gather_gradients)
 
     p = sub.add_parser("select-pool", help="run one strategy over a labelled pool (+ store)")
     p.add_argument("--labels", required=True)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ LOSSES = ("label_masked", "full_vocab", "lm")
 TASK_TYPES = ("classification", "sft")
 STORE_FILES = ("grads.f32", "target.f32", "meta.json")
 STORE_VERSION = 1
+SHARD_KEY = "shard"  # meta of a shard store: its row range within the pool
 # Positions whose V-dim probability rows are held at once: bounds memory for big vocabularies.
 CHUNK_ELEMENTS = 1 << 24
 
@@ -445,6 +447,7 @@ def build_gradient_store(
     batch_size: int = 32,
     progress: bool = True,
     gradient_model: str = "base",
+    rows: tuple[int, int] | None = None,
 ) -> dict:
     """Write ``out_dir/{grads.f32, target.f32, meta.json}`` atomically; return the meta dict.
 
@@ -456,6 +459,9 @@ def build_gradient_store(
     holds the SAME Δ = θ0 − θf (last layer) in every row: the checkpoints lie on the straight line
     θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a positive multiple of
     Δ, and cosine ignores the scale. ``labels`` are the pseudolabels (ignored for loss "lm").
+
+    ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
+    the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
     """
     _check_loss(loss)
     if batch_size < 1:
@@ -489,7 +495,9 @@ def build_gradient_store(
         num_classes=num_classes,
         projector=projector,
     )
-    N, D = len(texts), projector.k
+    D = projector.k
+    first, last = _row_range(rows, len(texts), batch_size)
+    N = last - first
     meta = {
         "version": STORE_VERSION,
         "base_fingerprint": _fingerprint(base),
@@ -510,10 +518,12 @@ def build_gradient_store(
         "dtype": "float32",
         "layout": "grads.f32: N×C×D row-major; target.f32: C×D (the same Δ = θ0 − θf per row)",
     }
+    if rows is not None:
+        meta[SHARD_KEY] = {"start": first, "stop": last, "pool_size": len(texts)}
     n_batches = math.ceil(N / batch_size)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        grads = np.memmap(tmp / "grads.f32", dtype=np.float32, mode="w+", shape=(N, checkpoints, D))
+        grads = _new_grads_file(tmp / "grads.f32", (N, checkpoints, D))
         bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="gradient store")
         models = (
             [(0, final_m)]
@@ -522,8 +532,8 @@ def build_gradient_store(
         )
         for c, model in models:
             rows = _output_rows(model, loss, label_ids)
-            for start in range(0, N, batch_size):
-                stop = min(start + batch_size, N)
+            for start in range(first, last, batch_size):
+                stop = min(start + batch_size, last)
                 inputs = head_inputs(
                     model,
                     tokenizer,
@@ -536,14 +546,38 @@ def build_gradient_store(
                 )
                 with torch.no_grad():
                     block = sketch_gradients(inputs, rows, projector)
-                grads[start:stop, c] = block.float().cpu().numpy()
+                grads[start - first : stop - first, c] = block.float().cpu().numpy()
                 bar.update(1)
         bar.close()
-        grads.flush()
+        if isinstance(grads, np.memmap):
+            grads.flush()
         del grads
         np.tile(target.astype(np.float32), (checkpoints, 1)).tofile(tmp / "target.f32")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def _row_range(rows: tuple[int, int] | None, n: int, batch_size: int) -> tuple[int, int]:
+    """Validate a shard's row range; None means the whole pool."""
+    if rows is None:
+        return 0, n
+    start, stop = (int(value) for value in rows)
+    if not 0 <= start <= stop <= n:
+        raise UserError(f"shard rows {start} … {stop} lie outside the {n}-text pool.")
+    if start % batch_size:
+        raise UserError(
+            f"a shard must start on a batch boundary (a multiple of {batch_size}); use "
+            "shard_bounds(...) to cut the pool."
+        )
+    return start, stop
+
+
+def _new_grads_file(path: Path, shape: tuple[int, int, int]):
+    """A writable float32 memmap of ``shape`` (an empty file and array for zero rows)."""
+    if shape[0] == 0:
+        path.touch()
+        return np.zeros(shape, dtype=np.float32)
+    return np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
 
 
 def load_gradient_store(out_dir: str | os.PathLike) -> tuple[np.memmap, np.ndarray, dict]:
@@ -570,6 +604,78 @@ def load_gradient_store(out_dir: str | os.PathLike) -> tuple[np.memmap, np.ndarr
                 f"{name} in {str(folder)!r} holds {size} bytes but meta.json says "
                 f"{'×'.join(map(str, shape))} float32; {rebuild}."
             )
-    grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=(N, C, D))
+    if N == 0:  # an empty shard: numpy cannot map an empty file
+        grads = np.zeros((0, C, D), dtype=np.float32)
+    else:
+        grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=(N, C, D))
     target = np.fromfile(folder / "target.f32", dtype=np.float32).reshape(C, D)
     return grads, target, meta
+
+
+# --------------------------------------------------------------------------- sharded stores
+
+
+def shard_bounds(n: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
+    """Row ranges of ``shards`` near-equal shards of an n-text pool, cut at batch boundaries.
+
+    Cutting where the unsharded store's batches end makes every shard run the very same forward
+    batches, so the gathered store is byte-identical to the unsharded one. Trailing shards may
+    be empty when the pool has fewer batches than shards.
+    """
+    if shards < 1:
+        raise UserError(f"shards must be a positive integer, got {shards!r}.")
+    if batch_size < 1:
+        raise UserError("batch_size must be at least 1.")
+    n_batches = math.ceil(n / batch_size)
+    cuts = [min(n, round(i * n_batches / shards) * batch_size) for i in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def gather_gradient_stores(
+    shard_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+) -> dict:
+    """Join shard stores (in order) into one store, streaming; atomically written.
+
+    Each shard's meta names its row range; the ranges must tile 0 … N without gaps, and every
+    shard must hold the same Δ and settings. The result is exactly the unsharded store.
+    """
+    if not shard_dirs:
+        raise UserError("no shard stores to gather.")
+    opened = [load_gradient_store(folder) for folder in shard_dirs]
+    metas = [meta for _, _, meta in opened]
+    first = metas[0]
+    if SHARD_KEY not in first:
+        raise UserError(f"{str(shard_dirs[0])!r} is not a shard store (its meta has no 'shard').")
+    total = first[SHARD_KEY]["pool_size"]
+    expected_start = 0
+    settings = {key: value for key, value in first.items() if key not in (SHARD_KEY, "N")}
+    for folder, (_, target, meta) in zip(shard_dirs, opened, strict=True):
+        info = meta.get(SHARD_KEY)
+        if info is None or info["pool_size"] != total or info["start"] != expected_start:
+            raise UserError(
+                f"shard {str(folder)!r} does not continue the previous shards at row "
+                f"{expected_start} of {total}; rebuild the shards of this store together."
+            )
+        if {k: v for k, v in meta.items() if k not in (SHARD_KEY, "N")} != settings or not (
+            np.array_equal(target, opened[0][1])
+        ):
+            raise UserError(
+                f"shard {str(folder)!r} was built with other settings or models than "
+                f"{str(shard_dirs[0])!r}; rebuild the shards of this store together."
+            )
+        expected_start = info["stop"]
+    if expected_start != total:
+        raise UserError(
+            f"the shards cover rows 0 … {expected_start} of a {total}-text pool; "
+            "some shards are missing."
+        )
+    meta = dict(settings, N=total)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with open(tmp / "grads.f32", "wb") as sink:
+            for folder in shard_dirs:
+                with open(Path(folder) / "grads.f32", "rb") as source:
+                    shutil.copyfileobj(source, sink, 1 << 24)
+        shutil.copyfile(Path(shard_dirs[0]) / "target.f32", tmp / "target.f32")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta

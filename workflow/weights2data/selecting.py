@@ -15,7 +15,7 @@ import pandas as pd
 from .atomic import read_json, write_json, write_parquet
 from .data import build_dataset, read_dataset, sample_split
 from .errors import UserError
-from .gradients import build_gradient_store, load_gradient_store, pseudolabel
+from .gradients import build_gradient_store, load_gradient_store, pseudolabel, shard_bounds
 from .models import check_same_architecture, load_model, load_tokenizer
 from .projection import DEFAULT_PROJECTION
 from .selection import NEEDS_STORE, STRATEGIES, run_strategy
@@ -81,9 +81,21 @@ def gradient_store(
     finetune: dict,
     seed: int,
     out: Path,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
-    """Per-example last-layer gradients of the pool under the gradient model (+ Δ)."""
+    """Per-example last-layer gradients of the pool under the gradient model (+ Δ).
+
+    ``shard = (i, S)`` writes shard i of S (``gradients.shard_bounds``); gather them with
+    ``gradients.gather_gradient_stores``.
+    """
     labels = pd.read_parquet(labels_path)
+    batch_size = spec.get("batch_size", 64)
+    rows = None
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise UserError(f"shard index {index} is outside 0 … {count - 1}.")
+        rows = shard_bounds(len(labels), count, batch_size)[index]
     loss = gradient_loss(task_type, spec.get("loss") or finetune["loss"])
     base, final = Path(base_dir), Path(final_dir)
     if spec.get("model", "base") == "final":
@@ -103,8 +115,9 @@ def gradient_store(
         seed=seed,
         max_length=finetune["max_length"],
         truncate=finetune["truncate"],
-        batch_size=spec.get("batch_size", 64),
+        batch_size=batch_size,
         gradient_model=spec.get("model", "base"),
+        rows=rows,
     )
 
 
