@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml envs/requirements.txt envs/data-packages.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# The local profile (rerun-incomplete, failed logs shown); Snakemake finds it only when asked.
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+
 ## the embedded default experiment, end to end
 pipeline: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES)
 
 ## the whole DAG on a tiny config, in its own folder (build/smoke)
 smoke: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml --directory build/smoke \
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/smoke.yaml --directory build/smoke \
 		--snakefile Snakefile
 
 ## unit, exactness and workflow tests

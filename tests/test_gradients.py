@@ -378,3 +378,61 @@ def test_store_errors(tmp_path):
 def test_dense_projection_rejected_for_big_vocabularies():
     with pytest.raises(UserError, match="factored"):
         make_projector("dense", 50257, 768, 1024, 0)
+
+
+# --------------------------------------------------------------------------- sharded stores
+
+
+def test_shard_bounds_tile_the_pool_on_batch_boundaries():
+    assert G.shard_bounds(10, 3, 2) == [(0, 2), (2, 6), (6, 10)]
+    assert G.shard_bounds(3, 4, 2) == [(0, 0), (0, 2), (2, 2), (2, 3)]  # empty shards
+    for n, shards, batch in [(1, 1, 5), (17, 4, 3), (300, 3, 64), (64, 2, 64)]:
+        bounds = G.shard_bounds(n, shards, batch)
+        assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == shards
+        assert all(a == b for (_, a), (b, _) in zip(bounds, bounds[1:], strict=False))
+        assert all(start % batch == 0 for start, _ in bounds)
+    with pytest.raises(UserError, match="shards"):
+        G.shard_bounds(5, 0, 2)
+
+
+@pytest.mark.parametrize("loss,shards", [("label_masked", 3), ("lm", 2), ("label_masked", 8)])
+def test_gathered_shards_equal_the_unsharded_store_byte_for_byte(tmp_path, loss, shards):
+    base = make_gpt2()
+    final = perturbed(base)
+    texts = make_texts(17, seed=5)
+    labels = np.arange(17) % CLASSES
+    kw = {"loss": loss, "projection": "tensorsketch" if loss == "lm" else None, "k": 32}
+    kw.update(seed=2, checkpoints=2)
+    _build(tmp_path / "whole", base, final, texts, labels, 3, **kw)
+    parts = []
+    for i, rows in enumerate(G.shard_bounds(len(texts), shards, 3)):  # 8 shards: some empty
+        parts.append(tmp_path / f"shard{i}")
+        meta = _build(parts[-1], base, final, texts, labels, 3, rows=rows, **kw)
+        assert meta["N"] == rows[1] - rows[0] and meta["shard"]["pool_size"] == 17
+    G.gather_gradient_stores(parts, tmp_path / "gathered")
+    for name in G.STORE_FILES:
+        assert (tmp_path / "whole" / name).read_bytes() == (
+            tmp_path / "gathered" / name
+        ).read_bytes()
+
+
+def test_gather_refuses_gaps_and_mismatched_shards(tmp_path):
+    base = make_gpt2()
+    final = perturbed(base)
+    texts, labels = make_texts(8, seed=1), np.arange(8) % CLASSES
+    bounds = G.shard_bounds(8, 2, 2)
+    for i, rows in enumerate(bounds):
+        _build(tmp_path / f"s{i}", base, final, texts, labels, 2, rows=rows)
+    with pytest.raises(UserError, match="missing"):
+        G.gather_gradient_stores([tmp_path / "s0"], tmp_path / "out")
+    with pytest.raises(UserError, match="continue"):
+        G.gather_gradient_stores([tmp_path / "s1", tmp_path / "s0"], tmp_path / "out")
+    _build(tmp_path / "other", base, perturbed(base, seed=7), texts, labels, 2, rows=bounds[1])
+    with pytest.raises(UserError, match="other settings or models"):
+        G.gather_gradient_stores([tmp_path / "s0", tmp_path / "other"], tmp_path / "out")
+    _build(tmp_path / "whole", base, final, texts, labels, 2)
+    with pytest.raises(UserError, match="not a shard store"):
+        G.gather_gradient_stores([tmp_path / "whole"], tmp_path / "out")
+    with pytest.raises(UserError, match="batch boundary"):
+        _build(tmp_path / "bad", base, final, texts, labels, 2, rows=(1, 4))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "bad").exists()

@@ -692,67 +692,68 @@ def _heatmaps(
         return figstyle.save_figure(fig, out_stem)
 
 
-def pool_matrix_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
-    """T4: test accuracy of SELECT for every task × seed-pool pair (table + heat map)."""
+def _matrix_report(
+    spec: Mapping,
+    out_stem: str | os.PathLike,
+    axes: tuple[str, str],
+    labels: tuple[str, str],
+    metrics: tuple[str, str],
+    caption: str,
+) -> dict[str, Path]:
+    """A metric over a rows × columns grid of runs: CSV, Markdown matrix and heat map.
+
+    ``metrics`` is (preferred, fallback): the first one the runs report is shown.
+    """
     frame = collect(spec["runs"])
-    metric = "acc" if "acc" in frame.columns else "ppl"
-    summary = summarize(frame, ["task", "pool", "strategy"], [metric])
+    metric = metrics[0] if metrics[0] in frame.columns else metrics[1]
+    row, col = axes
+    summary = summarize(frame, [row, col, "strategy"], [metric])
     tidy = summary.rename(columns={"ci": f"ci{int(CI_LEVEL * 100)}"})
     paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), tidy)}
-    md = _matrix_markdown(summary, "task", "pool", "Task / seed pool", METRICS[metric][2])
-    md += f"\nRows: expert task; columns: seed pool. {METRICS[metric][0]}. "
-    md += _ci_note(summary["n"]) + "\n"
+    md = _matrix_markdown(
+        summary, row, col, f"{labels[0]} / {labels[1].lower()}", METRICS[metric][2]
+    )
+    md += f"\n{caption} {METRICS[metric][0]}. {spec.get('note', '')} " + _ci_note(summary["n"])
     paths["md"] = _suffixed(out_stem, ".md")
-    write_text(paths["md"], md)
+    write_text(paths["md"], md + "\n")
     paths.update(
         _heatmaps(
             summary,
-            "task",
-            "pool",
-            row_label="Expert task",
-            col_label="Seed pool",
+            row,
+            col,
+            row_label=labels[0],
+            col_label=labels[1],
             value_label=METRICS[metric][0],
             out_stem=out_stem,
             reverse=metric == "ppl",
         )
     )
     return paths
+
+
+def pool_matrix_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
+    """T4: test accuracy of SELECT for every task × seed-pool pair (table + heat map)."""
+    return _matrix_report(
+        spec,
+        out_stem,
+        ("task", "pool"),
+        ("Expert task", "Seed pool"),
+        ("acc", "ppl"),
+        "Rows: expert task; columns: seed pool.",
+    )
 
 
 def optimizer_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
     """T5: perplexity for each retraining optimizer (rows) × expert optimizer (columns)."""
-    frame = collect(spec["runs"])
-    metric = "ppl" if "ppl" in frame.columns else "acc"
-    summary = summarize(frame, ["retrain_optimizer", "expert_optimizer", "strategy"], [metric])
-    tidy = summary.rename(columns={"ci": f"ci{int(CI_LEVEL * 100)}"})
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), tidy)}
-    md = _matrix_markdown(
-        summary,
-        "retrain_optimizer",
-        "expert_optimizer",
-        "Retraining / expert optimizer",
-        METRICS[metric][2],
+    return _matrix_report(
+        spec,
+        out_stem,
+        ("retrain_optimizer", "expert_optimizer"),
+        ("Retraining optimizer", "Expert optimizer"),
+        ("ppl", "acc"),
+        "Rows: optimizer of the retraining on the selection; columns: optimizer that trained "
+        "the expert.",
     )
-    md += (
-        f"\nRows: optimizer of the retraining on the selection; columns: optimizer that trained "
-        f"the expert. {METRICS[metric][0]}. {spec.get('note', '')} "
-    )
-    md += _ci_note(summary["n"]) + "\n"
-    paths["md"] = _suffixed(out_stem, ".md")
-    write_text(paths["md"], md)
-    paths.update(
-        _heatmaps(
-            summary,
-            "retrain_optimizer",
-            "expert_optimizer",
-            row_label="Retraining optimizer",
-            col_label="Expert optimizer",
-            value_label=METRICS[metric][0],
-            out_stem=out_stem,
-            reverse=metric == "ppl",
-        )
-    )
-    return paths
 
 
 REPORTS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     tmp = tmp_dir / target.name
     try:
@@ -29,6 +31,17 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> None:
+    """Delete what a killed writer of ``target`` left behind (``.NAME.*.tmp`` beside it).
+
+    Only one job writes a given output at a time (Snakemake guarantees it), so any such
+    folder is the remains of a crash; removing it keeps shared (DVC) folders clean.
+    """
+    target = Path(target)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

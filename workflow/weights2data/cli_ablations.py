@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import json_arg, threads_arg
+from .cli_common import comparison_args, json_arg, threads_arg
 
 # The report kinds of weights2data.ablations.REPORTS (listed here so that --help stays fast).
 REPORT_KINDS = ("leakage", "optimizer", "pools", "replacement", "sweep")
@@ -95,17 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_leak_embeddings)
 
     p = sub.add_parser("replacement", help="F4: Vocab / OT as true texts replace a selection")
-    p.add_argument("--selection", required=True)
-    p.add_argument("--pool-embeddings", required=True)
-    p.add_argument("--truth-embeddings", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--task", type=json_arg, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--split-seed", type=int, default=0)
+    comparison_args(p)
     p.add_argument("--fractions", type=_fraction, nargs="+", required=True)
     p.add_argument("--trials", type=int, default=5)
-    p.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
-    p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_replacement)
 

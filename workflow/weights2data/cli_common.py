@@ -19,3 +19,17 @@ def json_arg(text: str) -> dict:
 
 def threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+
+
+def comparison_args(parser: argparse.ArgumentParser) -> None:
+    """A selection, the embeddings and the task that say which texts were truly trained on:
+    what every Vocab / OT comparison with the expert's training set reads."""
+    parser.add_argument("--selection", required=True)
+    parser.add_argument("--pool-embeddings", required=True)
+    parser.add_argument("--truth-embeddings", required=True)
+    parser.add_argument("--dataset", required=True, help="the task's dataset parquet")
+    parser.add_argument("--task", type=json_arg, required=True, help="the config's tasks.<name>")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
+    parser.add_argument("--max-tokens", type=int, default=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import json_arg, threads_arg
+from .cli_common import comparison_args, json_arg, threads_arg
 
 
 def cmd_retrain(args) -> None:
@@ -103,16 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("similarity", help="Vocab containment and OT vs the true training set")
-    p.add_argument("--selection", required=True)
-    p.add_argument("--pool-embeddings", required=True)
-    p.add_argument("--truth-embeddings", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--task", type=json_arg, required=True)
+    comparison_args(p)
     p.add_argument("--keys", type=json_arg, default={})
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
-    p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_similarity)
 

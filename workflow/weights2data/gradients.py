@@ -627,7 +627,7 @@ def shard_bounds(n: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
     if batch_size < 1:
         raise UserError("batch_size must be at least 1.")
     n_batches = math.ceil(n / batch_size)
-    cuts = [min(n, round(i * n_batches / shards) * batch_size) for i in range(shards + 1)]
+    cuts = [min(n, (i * n_batches // shards) * batch_size) for i in range(shards + 1)]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 

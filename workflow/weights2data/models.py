@@ -10,6 +10,7 @@ import torch
 from safetensors import SafetensorError
 
 from .atomic import atomic_path
+from .device import autocast, compute_device
 from .errors import UserError
 
 
@@ -27,8 +28,11 @@ def _require_hf_folder(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a causal LM from a local folder of safetensors weights, in eval mode."""
+def load_model(
+    path: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+):
+    """Load a causal LM from a local folder of safetensors weights, in eval mode, onto
+    ``device`` (default: ``compute_device()``, i.e. CUDA when present)."""
     from transformers import AutoModelForCausalLM
 
     folder = _require_hf_folder(path)
@@ -42,7 +46,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
             "re-download or re-save them."
         ) from exc
     model.eval()
-    return model
+    return model.to(device or compute_device())
 
 
 def load_tokenizer(path: str | Path):
@@ -85,9 +89,15 @@ def output_matrix(model) -> torch.Tensor:
 
 
 def final_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hidden states after the final norm (B×T×d): the input of the output matrix."""
-    out = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
-    return out.last_hidden_state
+    """Hidden states after the final norm (B×T×d): the input of the output matrix.
+
+    The body runs under bf16 autocast on a capable GPU; the states come back in the model's
+    dtype, so the head and the closed-form gradients are computed in full precision.
+    """
+    weight = output_matrix(model)
+    with autocast(weight.device):
+        out = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    return out.last_hidden_state.to(weight.dtype)
 
 
 def check_same_architecture(base, final) -> None:

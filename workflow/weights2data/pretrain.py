@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .device import autocast, compute_device, device_of
 from .errors import UserError
 from .formats import LABEL_LETTERS, label_token_ids
 from .models import load_model, load_tokenizer, save_model
@@ -79,9 +80,11 @@ def block_perplexity(model, blocks: torch.Tensor, batch_size: int = 64) -> float
     """exp(mean next-token cross-entropy) over packed held-out blocks."""
     model.eval()
     total, count = 0.0, 0
+    device = device_of(model)
     for start in range(0, len(blocks), batch_size):
-        x = blocks[start : start + batch_size]
-        out = model(input_ids=x, labels=x)
+        x = blocks[start : start + batch_size].to(device)
+        with autocast(device):
+            out = model(input_ids=x, labels=x)
         n = x.shape[0] * (x.shape[1] - 1)
         total += float(out.loss) * n
         count += n
@@ -106,7 +109,8 @@ def pretrain_gpt2(
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
     )
-    model = GPT2LMHeadModel(model_cfg)
+    device = compute_device()
+    model = GPT2LMHeadModel(model_cfg).to(device)
     train_blocks = _pack(tokenizer, train_texts, cfg.block_size)
     val_blocks = _pack(tokenizer, val_texts, cfg.block_size)[: cfg.eval_batches * cfg.batch_size]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -124,8 +128,9 @@ def pretrain_gpt2(
     bar = tqdm(range(cfg.steps), desc="pretrain")
     for _ in bar:
         rows = torch.randint(len(train_blocks), (cfg.batch_size,), generator=gen)
-        x = train_blocks[rows]
-        loss = model(input_ids=x, labels=x).loss
+        x = train_blocks[rows].to(device)
+        with autocast(device):
+            loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

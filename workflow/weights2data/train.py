@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .device import autocast, device_of, to_device
 from .errors import UserError
 from .formats import encode_classification, encode_lm, label_token_ids, lm_targets
 from .models import final_hidden, output_matrix
@@ -64,14 +65,16 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def label_logits(model, batch, label_ids: torch.Tensor, full_vocab: bool) -> torch.Tensor:
     """Logits at the label position only (B×C or B×V): no B×T×V tensor is ever built."""
+    batch = to_device(batch, device_of(model))
     hidden = final_hidden(model, batch.input_ids, batch.attention_mask)
-    h = hidden[torch.arange(hidden.shape[0]), batch.label_pos]
+    h = hidden[torch.arange(hidden.shape[0], device=hidden.device), batch.label_pos]
     weight = output_matrix(model)
-    return h @ (weight.T if full_vocab else weight[label_ids].T)
+    return h @ (weight.T if full_vocab else weight[label_ids.to(weight.device)].T)
 
 
 def classification_loss(model, batch, labels, label_ids, loss: str, reduction="mean"):
     """Cross-entropy at the label position; returns (loss, predicted class)."""
+    labels, label_ids = labels.to(device_of(model)), label_ids.to(device_of(model))
     if loss == "label_masked":
         logits = label_logits(model, batch, label_ids, full_vocab=False)
         return F.cross_entropy(logits, labels, reduction=reduction), logits.argmax(-1)
@@ -82,7 +85,10 @@ def classification_loss(model, batch, labels, label_ids, loss: str, reduction="m
 
 def lm_loss(model, batch, reduction="mean"):
     """Next-token cross-entropy; ``reduction='sum'`` returns (total, token count)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    batch = to_device(batch, device_of(model))
+    with autocast(batch.input_ids.device):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logits = logits.float()
     targets, valid = lm_targets(batch)
     per_token = F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
@@ -107,7 +113,7 @@ def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> di
     total, count, correct = 0.0, 0, 0
     if cfg.task_type == "classification":
         label_ids = torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
-        y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        y_all = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: may be read-only
         for sel in _batches(len(texts), cfg.eval_batch_size):
             batch = encode_classification(
                 tokenizer, [texts[i] for i in sel], cfg.max_length, cfg.truncate
@@ -116,7 +122,7 @@ def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> di
             loss, pred = classification_loss(model, batch, y, label_ids, cfg.loss, "sum")
             total += float(loss)
             count += len(sel)
-            correct += int((pred == y).sum())
+            correct += int((pred.cpu() == y).sum())
         result = {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
     else:
         for sel in _batches(len(texts), cfg.eval_batch_size):

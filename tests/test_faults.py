@@ -1,0 +1,117 @@
+"""Crashes: the pipeline is killed (SIGKILL to its whole process group, as an OOM killer or a
+lost node would) in the middle of a sharded gradient store and of a retraining. The rerun
+finishes without redoing completed work, and nothing incomplete ever looks complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weights2data.atomic import read_json
+from weights2data.config import task_finetune, validate_config
+from weights2data.gradients import load_gradient_store
+from weights2data.selecting import gradient_store
+
+from .project_copy import ENV, PIPELINE, SNAKEMAKE, copy_project, run, smoke_config
+
+STORE = "data/gradients/tiny/bbc_news/wiki_pool/main/0"
+SHARDS = 3
+RETRAIN = "data/retrain/tiny/bbc_news/wiki_pool/none/random/40/0.json"
+RETRAIN_LOG = "logs/retrain/tiny/bbc_news/wiki_pool/none/random/40/0.log"
+EXPERT = "data/models/expert/tiny/bbc_news/0"
+
+
+def kill_when(project: Path, target: str, ready, timeout: float = 600) -> None:
+    """Start `snakemake target` one job at a time and SIGKILL its process group once
+    ``ready()`` holds (checked every 20 ms)."""
+    proc = subprocess.Popen(
+        [SNAKEMAKE, "--cores", "1", target],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"snakemake {target} ended (rc {proc.returncode}) before the kill")
+            if time.monotonic() > deadline:
+                pytest.fail(f"snakemake {target}: the kill point never came")
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    config = smoke_config(ablations=False)
+    config["selection"]["shards"] = SHARDS
+    config["selection"]["gradients"]["batch_size"] = 32  # 10 batches: shards of 3-4 batches
+    config["retrain"] = {"max_epochs": 60, "patience": 60}  # long enough to be caught mid-way
+    folder = copy_project(tmp_path_factory.mktemp("faults") / "project", config)
+    run([*PIPELINE, "data/labels/tiny/bbc_news/wiki_pool/0.parquet"], folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_killed_sharded_store_resumes_and_equals_the_unsharded_store(project):
+    shards = project / f"{STORE}.shards"
+    expert_before = stamp(project / EXPERT / "model.safetensors")
+    kill_when(project, STORE, lambda: (shards / "0" / "meta.json").exists())
+    assert not (project / STORE).exists()
+    for shard in shards.iterdir():  # whatever is there under a shard's name is whole
+        if not shard.name.startswith("."):
+            load_gradient_store(shard)
+    first_shard = stamp(shards / "0" / "meta.json")
+
+    run([*PIPELINE, STORE], project)  # the rerun, as `make pipeline` would
+    assert stamp(shards / "0" / "meta.json") == first_shard  # completed shard not redone
+    assert stamp(project / EXPERT / "model.safetensors") == expert_before
+    assert sorted(p.name for p in shards.iterdir()) == [str(i) for i in range(SHARDS)]
+
+    config = validate_config(smoke_config(ablations=False))
+    spec = dict(config["selection"]["gradients"], batch_size=32)
+    whole = project / "unsharded"
+    gradient_store(
+        project / "data/models/base/tiny",
+        project / EXPERT,
+        project / "data/labels/tiny/bbc_news/wiki_pool/0.parquet",
+        spec,
+        "classification",
+        5,
+        task_finetune(config, "bbc_news"),
+        0,
+        whole,
+    )
+    for name in ("grads.f32", "target.f32", "meta.json"):
+        assert (project / STORE / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_killed_retraining_leaves_no_result_and_reruns(project):
+    labels_before = stamp(project / "data/labels/tiny/bbc_news/wiki_pool/0.parquet")
+    out, log = project / RETRAIN, project / RETRAIN_LOG
+    kill_when(project, RETRAIN, lambda: log.exists() and "finetune" in log.read_text())
+    assert not out.exists()
+    leftovers = [p.name for p in out.parent.iterdir()] if out.parent.exists() else []
+    assert not [name for name in leftovers if name.endswith(".json")], leftovers
+
+    run([*PIPELINE, RETRAIN], project)
+    result = read_json(out)
+    assert 0.0 <= result["test_acc"] <= 1.0 and np.isfinite(result["test_loss"])
+    assert stamp(project / "data/labels/tiny/bbc_news/wiki_pool/0.parquet") == labels_before
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no crash litter either

@@ -1,0 +1,63 @@
+"""Where the torch work runs: CUDA when present (or asked for), else the CPU.
+
+``W2D_DEVICE`` overrides the choice (``cpu``, ``cuda``, ``cuda:1``); ``W2D_BF16=0`` turns off
+bf16 autocast, which is otherwise on for training and forward passes on a bf16-capable GPU.
+Heads, losses and gradient sketches stay in float32 (autocast keeps softmax and
+cross-entropy in float32; the closed-form gradient upcasts the hidden states).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+
+def compute_device() -> torch.device:
+    """The device for models and batches: ``W2D_DEVICE`` if set, else CUDA if available."""
+    asked = os.environ.get("W2D_DEVICE", "").strip()
+    if not asked:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(asked)
+    except RuntimeError as exc:
+        raise UserError(f"W2D_DEVICE={asked!r} is not a device; use cpu, cuda or cuda:N.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"W2D_DEVICE={asked!r} but this torch sees no CUDA device; unset W2D_DEVICE to run "
+            "on the CPU, or install a CUDA build of torch."
+        )
+    return device
+
+
+def bf16_enabled(device: torch.device) -> bool:
+    """bf16 autocast only on a CUDA device that supports it, unless ``W2D_BF16=0``."""
+    if device.type != "cuda" or os.environ.get("W2D_BF16", "1") == "0":
+        return False
+    return torch.cuda.is_bf16_supported()
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast where it is safe and on; a no-op elsewhere (so CPU runs stay exact)."""
+    if bf16_enabled(device):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A copy of a batch dataclass with every tensor field on ``device``."""
+    moved = {
+        f.name: getattr(batch, f.name).to(device)
+        for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)
+    }
+    return dataclasses.replace(batch, **moved)
