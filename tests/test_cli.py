@@ -123,6 +123,26 @@ def test_missing_text_column_is_named(checkpoints, capsys):
     assert "text" in capsys.readouterr().err
 
 
+def test_missing_input_file_is_named_not_a_traceback(tmp_path, capsys):
+    selection = tmp_path / "selections" / "missing.parquet"
+    code = main(
+        [
+            "select-pool",
+            "--labels",
+            str(selection),
+            "--strategy",
+            "random",
+            "-k",
+            "3",
+            "--out",
+            str(tmp_path / "out.parquet"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.parquet does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_different_architectures_are_refused(checkpoints, tiny_tokenizer, tmp_path, capsys):
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -130,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"weights2data {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FileNotFoundError as exc:  # an input path given on the command line
+        missing = exc.filename or str(exc)
+        print(
+            f"weights2data {args.command}: error: {missing} does not exist; check the path, or "
+            "run the pipeline step that makes it (snakemake makes inputs before their users).",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
