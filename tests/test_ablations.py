@@ -151,8 +151,7 @@ def _dataset(prefix: str, n_train: int, labels: int) -> pd.DataFrame:
 
 
 def test_build_leaked_pool_uses_the_experts_training_texts(tmp_path):
-    from weights2data.data import sample_split, write_dataset
-    from weights2data.experts import task_splits
+    from weights2data.data import sample_split, task_splits, write_dataset
 
     task_table, pool_table = _dataset("task", 300, 3), _dataset("pool", 2000, 0)
     write_dataset(task_table, tmp_path / "task.parquet")

@@ -133,6 +133,16 @@ def all_expert_metrics():
     return paths
 
 
+def gradient_inputs(wildcards):
+    """The models, pseudolabelled pool and task table a store (or one shard of it) reads."""
+    return {
+        "base": f"data/models/base/{wildcards.base}",
+        "final": f"data/models/expert/{wildcards.base}/{wildcards.task}/{wildcards.seed}",
+        "labels": f"data/labels/{wildcards.base}/{wildcards.task}/{wildcards.pool}/{wildcards.seed}.parquet",
+        "dataset": task_dataset(wildcards),
+    }
+
+
 def selection_store(wildcards):
     if wildcards.grad == "none":
         return []

@@ -41,22 +41,6 @@ rule autolabel:
 # One job per pool, or (selection.shards > 1) one per shard and a gather job that joins
 # them into the same store, byte for byte.
 SHARDS = SEL["shards"]
-GRADIENT_STORE_CMD = (
-    "weights2data gradient-store --base {input.base} --final {input.final} "
-    "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
-    "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
-    "--threads {threads} "
-)
-
-
-def gradient_inputs(wildcards):
-    """The models, pseudolabelled pool and task table a store (or one shard of it) reads."""
-    return {
-        "base": f"data/models/base/{wildcards.base}",
-        "final": f"data/models/expert/{wildcards.base}/{wildcards.task}/{wildcards.seed}",
-        "labels": f"data/labels/{wildcards.base}/{wildcards.task}/{wildcards.pool}/{wildcards.seed}.parquet",
-        "dataset": task_dataset(wildcards),
-    }
 
 
 if SHARDS == 1:
@@ -78,7 +62,10 @@ if SHARDS == 1:
             finetune=lambda w: as_json(task_finetune(config, w.task)),
             spec=lambda w: as_json(gradient_spec(w.grad)),
         shell:
-            GRADIENT_STORE_CMD + "--out {output} > {log} 2>&1"
+            "weights2data gradient-store --base {input.base} --final {input.final} "
+            "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
+            "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+            "--threads {threads} --out {output} > {log} 2>&1"
 
 else:
 
@@ -102,7 +89,10 @@ else:
             spec=lambda w: as_json(gradient_spec(w.grad)),
             shards=SHARDS,
         shell:
-            GRADIENT_STORE_CMD + "--shard {wildcards.shard} --shards {params.shards} "
+            "weights2data gradient-store --base {input.base} --final {input.final} "
+            "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
+            "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+            "--shard {wildcards.shard} --shards {params.shards} --threads {threads} "
             "--out {output} > {log} 2>&1"
 
     rule gradient_store:

@@ -16,8 +16,7 @@ def cmd_pool(args) -> None:
 
 
 def _task_classes(args) -> int | None:
-    from .data import read_dataset
-    from .experts import num_classes_of
+    from .data import num_classes_of, read_dataset
 
     if args.task["type"] != "classification":
         return None

@@ -895,3 +895,20 @@ def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np
         picked.append(members[rng.permutation(len(members))[:q]])
     chosen = np.concatenate(picked) if picked else np.array([], dtype=np.int64)
     return chosen[rng.permutation(len(chosen))]
+
+
+def task_splits(
+    table: pd.DataFrame, task: dict, seed: int, split_seed: int
+) -> dict[str, pd.DataFrame]:
+    """The task's train subset (changes with the seed) and fixed val/test subsets."""
+    stratify = task["type"] == "classification"
+    return {
+        "train": sample_split(table, "train", task["train_size"], seed, stratify=stratify),
+        "val": sample_split(table, "val", task["val_size"], split_seed, stratify=stratify),
+        "test": sample_split(table, "test", task["test_size"], split_seed, stratify=stratify),
+    }
+
+
+def num_classes_of(table: pd.DataFrame) -> int:
+    labels = table.loc[table.label >= 0, "label"]
+    return int(labels.max()) + 1 if len(labels) else 0

@@ -8,12 +8,9 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_json
-from .data import read_dataset
+from .data import num_classes_of, read_dataset, task_splits
 from .errors import UserError
-from .experts import num_classes_of, task_splits, train_config
 from .metrics import embed_texts, ot_distance, vocab_containment
-from .models import load_model, load_tokenizer, save_model
-from .train import evaluate, finetune
 
 
 def true_training_texts(dataset_path: Path, task: dict, seed: int, split_seed: int) -> list[str]:
@@ -35,6 +32,10 @@ def retrain(
     keep_model: Path | None = None,
 ) -> dict:
     """Finetune a fresh base on the selection (+ pseudolabels), best-by-val, report test."""
+    from .experts import train_config  # torch only where a model is trained
+    from .models import load_model, load_tokenizer, save_model
+    from .train import evaluate, finetune
+
     table = read_dataset(dataset_path)
     splits = task_splits(table, task, seed, split_seed)
     spec = dict(finetune_spec, epochs=retrain_spec["max_epochs"], patience=retrain_spec["patience"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_json
-from .data import read_dataset, sample_split
+from .data import num_classes_of, read_dataset, task_splits
 from .errors import UserError
 from .models import load_model, load_tokenizer, save_model
 from .pretrain import PretrainConfig, import_hf_folder, import_hub, import_smollm2, pretrain_gpt2
@@ -34,29 +34,12 @@ def make_base(spec: dict, corpus_paths: list[str], out: Path) -> dict:
     raise UserError(f"unknown base kind {kind!r}; use pretrain, hf_folder, hub or smollm2.")
 
 
-def task_splits(
-    table: pd.DataFrame, task: dict, seed: int, split_seed: int
-) -> dict[str, pd.DataFrame]:
-    """The task's train subset (changes with the seed) and fixed val/test subsets."""
-    stratify = task["type"] == "classification"
-    return {
-        "train": sample_split(table, "train", task["train_size"], seed, stratify=stratify),
-        "val": sample_split(table, "val", task["val_size"], split_seed, stratify=stratify),
-        "test": sample_split(table, "test", task["test_size"], split_seed, stratify=stratify),
-    }
-
-
 def train_config(task: dict, finetune_spec: dict, num_classes: int) -> TrainConfig:
     return TrainConfig(
         task_type=task["type"],
         num_classes=num_classes,
         **{k: v for k, v in finetune_spec.items() if k in TrainConfig.__dataclass_fields__},
     )
-
-
-def num_classes_of(table: pd.DataFrame) -> int:
-    labels = table.loc[table.label >= 0, "label"]
-    return int(labels.max()) + 1 if len(labels) else 0
 
 
 def _xy(frame: pd.DataFrame, task_type: str):
