@@ -21,6 +21,7 @@ SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
 ## the embedded default experiment, end to end
 pipeline: $(STAMP)
+	scripts/unlock_if_stale.sh
 	$(SNAKEMAKE) --cores $(CORES)
 
 ## the whole DAG on a tiny config, in its own folder (build/smoke)
