@@ -277,21 +277,26 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
 
 
 def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
-    from weights2data.gradients import build_gradient_store, load_gradient_store
+    """Through the pipeline step (config `gradients.model`): Δ stays θ0 − θf either way."""
+    from weights2data.gradients import load_gradient_store
+    from weights2data.selecting import gradient_store
 
-    texts = SENTENCES[:10]
-    labels = LABELS[:10]
+    labels = tmp_path / "labels.parquet"
+    pd.DataFrame({"text": SENTENCES[:10], "pseudolabel": LABELS[:10]}).to_parquet(labels)
+    finetune = {"loss": "label_masked", "max_length": 16, "truncate": "left"}
     stores = {}
     for model in ("base", "final"):
-        build_gradient_store(
+        spec = {"model": model, "projection": "auto", "k": 64, "checkpoints": 1}
+        gradient_store(
             checkpoints / "base",
             checkpoints / "final",
-            texts,
             labels,
+            spec,
+            "classification",
+            3,
+            finetune,
+            0,
             tmp_path / model,
-            num_classes=3,
-            gradient_model=model,
-            progress=False,
         )
         grads, target, meta = load_gradient_store(tmp_path / model)
         assert meta["gradient_model"] == model

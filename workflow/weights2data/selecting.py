@@ -98,8 +98,6 @@ def gradient_store(
         rows = shard_bounds(len(labels), count, batch_size)[index]
     loss = gradient_loss(task_type, spec.get("loss") or finetune["loss"])
     base, final = Path(base_dir), Path(final_dir)
-    if spec.get("model", "base") == "final":
-        base = final  # the authors' last code: gradients under θf (an option, not the default)
     return build_gradient_store(
         base,
         final,
