@@ -712,7 +712,8 @@ def _matrix_report(
     md = _matrix_markdown(
         summary, row, col, f"{labels[0]} / {labels[1].lower()}", METRICS[metric][2]
     )
-    md += f"\n{caption} {METRICS[metric][0]}. {spec.get('note', '')} " + _ci_note(summary["n"])
+    parts = [caption, f"{METRICS[metric][0]}.", spec.get("note", ""), _ci_note(summary["n"])]
+    md += "\n" + " ".join(part for part in parts if part)
     paths["md"] = _suffixed(out_stem, ".md")
     write_text(paths["md"], md + "\n")
     paths.update(
