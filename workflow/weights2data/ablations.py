@@ -26,7 +26,7 @@ import pandas as pd
 from . import figstyle
 from .atomic import atomic_path, read_json, write_json, write_parquet, write_text
 from .errors import UserError
-from .report import format_number, markdown_table
+from .report import format_number, markdown_table, suffixed, write_csv
 
 CI_LEVEL = 0.95
 
@@ -380,17 +380,6 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
     return frame
 
 
-def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
-    return path
-
-
-def _suffixed(stem: str | os.PathLike, suffix: str) -> Path:
-    stem = Path(stem)
-    return stem.with_name(stem.name + suffix)
-
-
 def _number(value) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:g}"
@@ -518,10 +507,10 @@ def _sweep_outputs(
         metric_name=[METRICS[m][0] for m in summary["metric"]],
     )
     tidy = tidy.rename(columns={"x": x_name, "ci": f"ci{int(CI_LEVEL * 100)}"})
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), tidy)}
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), tidy)}
     md = _sweep_markdown(summary, metrics, x_name)
     md += f"\n{note} {_ci_note(summary['n'], over)}\n"
-    paths["md"] = _suffixed(out_stem, ".md")
+    paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], md)
 
     ncols = min(2, len(metrics))
@@ -708,13 +697,13 @@ def _matrix_report(
     row, col = axes
     summary = summarize(frame, [row, col, "strategy"], [metric])
     tidy = summary.rename(columns={"ci": f"ci{int(CI_LEVEL * 100)}"})
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), tidy)}
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), tidy)}
     md = _matrix_markdown(
         summary, row, col, f"{labels[0]} / {labels[1].lower()}", METRICS[metric][2]
     )
     parts = [caption, f"{METRICS[metric][0]}.", spec.get("note", ""), _ci_note(summary["n"])]
     md += "\n" + " ".join(part for part in parts if part)
-    paths["md"] = _suffixed(out_stem, ".md")
+    paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], md + "\n")
     paths.update(
         _heatmaps(

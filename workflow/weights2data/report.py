@@ -234,13 +234,15 @@ def _order(values, given: Sequence[str] | None, what: str, key=None) -> list[str
     return given
 
 
-def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """A table as CSV, atomically, with numbers short enough to diff."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
     return path
 
 
-def _suffixed(stem: str | os.PathLike, suffix: str) -> Path:
+def suffixed(stem: str | os.PathLike, suffix: str) -> Path:
+    """``stem`` + ``suffix`` (``figures/table1`` + ``.csv``), keeping dots inside the stem."""
     stem = Path(stem)
     return stem.with_name(stem.name + suffix)
 
@@ -292,7 +294,7 @@ def _grouped_table(
                         }
                     )
     columns = [group, "strategy", "strategy_name", "metric", "unit", "mean", "std", "n"]
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), pd.DataFrame(tidy, columns=columns))}
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), pd.DataFrame(tidy, columns=columns))}
 
     body = []
     for s in rows:
@@ -306,10 +308,10 @@ def _grouped_table(
     header = ["Strategy"] + [f"{group_names.get(g, g)} {m.label}" for g in groups for m in metrics]
     md = markdown_table(header, body, "l" + "r" * (len(header) - 1))
     md += f"\n{note} {_seed_note(summary)}\n"
-    paths["md"] = _suffixed(out_stem, ".md")
+    paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], md)
 
-    paths["tex"] = _suffixed(out_stem, ".tex")
+    paths["tex"] = suffixed(out_stem, ".tex")
     write_text(paths["tex"], _grouped_tex(groups, group_names, metrics, body))
 
     fig_metric = next(m for m in metrics if m.key == figure_metric)
@@ -505,7 +507,7 @@ def table3(summary: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str, Path
             raise UserError(f"table3 summary column {c!r} has missing values; fill them in.")
     frame = frame[["name", "role", "source", "classes", "train", "val", "test"]]
     frame = frame.sort_values(["role", "name"], kind="stable").reset_index(drop=True)
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), frame)}
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), frame)}
 
     header = ["Dataset", "Role", "Source", "Classes", "Train", "Val", "Test"]
     body = [
@@ -513,12 +515,12 @@ def table3(summary: pd.DataFrame, out_stem: str | os.PathLike) -> dict[str, Path
         + [_count(r[c]) for c in ("classes", "train", "val", "test")]
         for r in frame.to_dict("records")
     ]
-    paths["md"] = _suffixed(out_stem, ".md")
+    paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], markdown_table(header, body, "lll" + "r" * 4))
     lines = [r"\begin{tabular}{lllrrrr}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(tex_escape(c) for c in cells) + r" \\" for cells in body]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    paths["tex"] = _suffixed(out_stem, ".tex")
+    paths["tex"] = suffixed(out_stem, ".tex")
     write_text(paths["tex"], "\n".join(lines) + "\n")
     return paths
 
@@ -601,7 +603,7 @@ def class_balance_figure(
     )
     if not has_task:
         table = table.drop(columns="task")
-    paths = {"csv": _write_csv(_suffixed(out_stem, ".csv"), table)}
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), table)}
     if not has_task:
         table = table.assign(task="")
 
@@ -690,8 +692,8 @@ def experts_table(
         if n
     ]
     paths = {
-        "csv": _write_csv(
-            _suffixed(out_stem, ".csv"),
+        "csv": write_csv(
+            suffixed(out_stem, ".csv"),
             pd.DataFrame(tidy, columns=["task", "metric", "unit", "mean", "std", "n"]),
         )
     }
@@ -704,6 +706,6 @@ def experts_table(
         body.append(cells)
     md = markdown_table(header, body, "l" + "r" * (len(header) - 1))
     md += f"\n{_seed_note(summary)}\n"
-    paths["md"] = _suffixed(out_stem, ".md")
+    paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], md)
     return paths
