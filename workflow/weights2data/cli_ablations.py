@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import comparison_args, json_arg, threads_arg
+from .cli_common import comparison_args, comparison_inputs, json_arg, threads_arg
 
 # The report kinds of weights2data.ablations.REPORTS (listed here so that --help stays fast).
 REPORT_KINDS = ("leakage", "optimizer", "pools", "replacement", "sweep")
@@ -44,13 +44,7 @@ def cmd_replacement(args) -> None:
     from .ablations import replacement_metrics
 
     records = replacement_metrics(
-        Path(args.selection),
-        Path(args.pool_embeddings),
-        Path(args.truth_embeddings),
-        Path(args.dataset),
-        args.task,
-        args.seed,
-        args.split_seed,
+        *comparison_inputs(args),
         args.fractions,
         args.trials,
         Path(args.out),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def json_arg(text: str) -> dict:
@@ -33,3 +34,16 @@ def comparison_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--ot", choices=("emd", "sinkhorn"), default="emd")
     parser.add_argument("--max-tokens", type=int, default=32)
+
+
+def comparison_inputs(args: argparse.Namespace) -> tuple:
+    """The positional inputs of every comparison step, read from ``comparison_args``' flags."""
+    return (
+        Path(args.selection),
+        Path(args.pool_embeddings),
+        Path(args.truth_embeddings),
+        Path(args.dataset),
+        args.task,
+        args.seed,
+        args.split_seed,
+    )

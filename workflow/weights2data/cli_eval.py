@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import comparison_args, json_arg, threads_arg
+from .cli_common import comparison_args, comparison_inputs, json_arg, threads_arg
 
 
 def cmd_retrain(args) -> None:
@@ -43,13 +43,7 @@ def cmd_similarity(args) -> None:
     from .evaluation import similarity
 
     result = similarity(
-        Path(args.selection),
-        Path(args.pool_embeddings),
-        Path(args.truth_embeddings),
-        Path(args.dataset),
-        args.task,
-        args.seed,
-        args.split_seed,
+        *comparison_inputs(args),
         Path(args.out),
         args.keys,
         ot_method=args.ot,
