@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gradients.py
 	$(BIN)/python benchmarks/bench_sketch.py
 	$(BIN)/python benchmarks/bench_select.py
+	$(BIN)/python benchmarks/bench_metric_startup.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -48,6 +51,35 @@ def test_containment_with_the_metric_tokenizer():
     assert vocab_containment(["The cat sat."], ["the dog sat!"], tok) == pytest.approx(50.0)
     # The default tokenizer is the metric tokenizer; one token each keeps only "the".
     assert vocab_containment(["The cat sat."], ["the dog sat!"], max_tokens=1) == 100.0
+
+
+def test_metric_tokenizer_gives_the_pieces_of_transformers_fast_tokenizer():
+    """The Vocab metric reads tokenizer.json with `tokenizers` (fast start-up); its pieces must
+    be those of transformers' tokenizer for the same folder, on real packaged texts too."""
+    from transformers import AutoTokenizer
+
+    from weights2data.data import build_dataset
+    from weights2data.metrics import minilm_dir
+
+    reference = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    texts = build_dataset("bbc_news", split_seed=0)["text"].tolist()[:200]
+    texts += ["Ünïcödé café — naïve 東京 😀\ttabs", "", "   ", "[CLS] hi [MASK] [UNK]", "x " * 600]
+    tok = metric_tokenizer()
+    for text in texts:
+        assert tok.tokenize(text) == reference.tokenize(text), text[:60]
+
+
+def test_ot_distance_does_not_import_torch_or_leave_pot_settings():
+    code = (
+        "import os, sys, numpy as np\n"
+        "from weights2data.metrics import ot_distance\n"
+        "a = np.eye(3); b = np.eye(3)[::-1].copy()\n"
+        "assert ot_distance(a, b) == 0.0\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert 'POT_BACKEND_DISABLE_PYTORCH' not in os.environ\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POT_BACKEND")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
 
 @pytest.mark.parametrize(
