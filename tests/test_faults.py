@@ -121,7 +121,8 @@ def test_killed_sharded_store_resumes_and_equals_the_unsharded_store(project):
     joined, _, _ = load_gradient_store(project / STORE)
     reference, _, _ = load_gradient_store(whole)
     assert joined.shape == reference.shape
-    np.testing.assert_allclose(np.asarray(joined), np.asarray(reference), rtol=1e-5, atol=1e-7)
+    scale = float(np.abs(reference).max())
+    np.testing.assert_allclose(joined, reference, rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.mark.slow
