@@ -78,8 +78,9 @@ def _t1_records() -> pd.DataFrame:
             )
     frame = pd.DataFrame(rows)
     sel = (frame.task == "agnews") & (frame.strategy == "select")
-    frame.loc[sel, "acc"] = [0.6, 0.7, 0.8]  # mean 70.0 %, sample std 10.0 %
-    frame.loc[sel, "loss"] = [0.5, 0.7, 0.9]  # mean 0.700, sample std 0.200
+    # mean 70.0 %, sample std 10.0 %: 95% CI half-width t(0.975, 2) · 10 / √3 = 24.84
+    frame.loc[sel, "acc"] = [0.6, 0.7, 0.8]
+    frame.loc[sel, "loss"] = [0.5, 0.7, 0.9]  # mean 0.700, std 0.200, CI half-width 0.497
     return frame
 
 
@@ -91,23 +92,33 @@ def test_table1_rows_cells_and_files(tmp_path):
     header, body = rows[0], rows[1:]
     assert [r[0] for r in body] == PAPER_ROWS_T1
     # Tasks sorted by id: agnews (shown as "AG News") before imdb.
-    assert header[:5] == ["Strategy", "AG News Vocab", "AG News OTD", "AG News Acc", "AG News Loss"]
-    assert header[5] == "imdb Vocab"
+    assert header[:6] == [
+        "Strategy",
+        "AG News Vocab",
+        "AG News OTD",
+        "AG News Acc",
+        "AG News BAcc",
+        "AG News Loss",
+    ]
+    assert header[6] == "imdb Vocab"
     select = body[PAPER_ROWS_T1.index("SELECT")]
-    assert select[3] == "70.0 ± 10.0"
-    assert select[4] == "0.700 ± 0.200"
+    assert select[3] == "70.0 ± 24.8"  # the 95% CI, not the std
+    assert select[4] == "—"  # no balanced accuracy in these records
+    assert select[5] == "0.700 ± 0.497"
     random = body[0]  # k = 1 in _t1_records
-    assert random[1:5] == ["81.0 ± 0.0", "1.010 ± 0.000", "51.0 ± 0.0", "1.000 ± 0.000"]
+    assert random[1:6] == ["81.0 ± 0.0", "1.010 ± 0.000", "51.0 ± 0.0", "—", "1.000 ± 0.000"]
     expert = body[-1]
-    assert expert[1:5] == ["—", "—", "90.0 ± 0.0", "0.300 ± 0.000"]
+    assert expert[1:6] == ["—", "—", "90.0 ± 0.0", "—", "0.300 ± 0.000"]
+    assert "95% Student-t confidence interval" in stem.with_suffix(".md").read_text()
 
     tidy = pd.read_csv(stem.with_suffix(".csv"))
     cell = tidy[(tidy.task == "agnews") & (tidy.strategy == "select") & (tidy.metric == "acc")]
     assert cell[["mean", "std", "n"]].values.tolist() == [[70.0, 10.0, 3]]
+    assert cell["ci95"].item() == pytest.approx(4.302653 * 10.0 / 3**0.5, rel=1e-6)
     assert not ((tidy.strategy == "expert") & (tidy.metric == "vocab")).any()
 
     tex = stem.with_suffix(".tex").read_text()
-    assert r"70.0 $\pm$ 10.0" in tex and r"\toprule" in tex and "Expert & --- & ---" in tex
+    assert r"70.0 $\pm$ 24.8" in tex and r"\toprule" in tex and "Expert & --- & ---" in tex
     _assert_figure(stem)
 
 
@@ -154,9 +165,9 @@ def test_missing_values_render_as_dash(tmp_path):
     table1(records, tmp_path / "t1")
     body = {r[0]: r[1:] for r in _md_rows(tmp_path / "t1.md")[1:]}
     # One seed left for acc/loss: the mean alone; nothing at all: "—".
-    assert body["Random"] == ["—", "—", "50.0", "0.250"]
-    assert body["SELECT"] == ["—", "—", "—", "—"]  # a paper row with no runs
-    assert body["Expert"] == ["—", "—", "—", "—"]
+    assert body["Random"] == ["—", "—", "50.0", "—", "0.250"]  # BAcc absent: "—"
+    assert body["SELECT"] == ["—"] * 5  # a paper row with no runs
+    assert body["Expert"] == ["—"] * 5
     assert list(body)[-2:] == ["Bottom-K", "Expert"]  # extra strategies go before Expert
     _assert_figure(tmp_path / "t1")
 
@@ -205,7 +216,7 @@ def test_table2_sft(tmp_path):
         "SELECT",
         "Expert",
     ]
-    assert table[1][1:4] == ["3.50 ± 0.71", "1.330 ± 0.000", "85.0 ± 0.0"]
+    assert table[1][1:4] == ["3.50 ± 6.35", "1.330 ± 0.000", "85.0 ± 0.0"]  # t(0.975, 1) = 12.71
     assert table[-1][1:] == ["2.01", "—", "—", "2.01", "—", "—"]
     _assert_figure(tmp_path / "t2")
 
@@ -312,7 +323,7 @@ def test_experts_table(tmp_path):
     )
     experts_table(records, tmp_path / "ex", task_names={"bbc": "BBC News"})
     table = _md_rows(tmp_path / "ex.md")
-    assert table[1] == ["BBC News", "85.0 ± 7.1", "0.300", "25.0 ± 0.0", "2"]
+    assert table[1] == ["BBC News", "85.0 ± 63.5", "0.300", "25.0 ± 0.0", "2"]
     assert set(pd.read_csv(tmp_path / "ex.csv").metric) == {"acc", "loss", "majority"}
 
 

@@ -176,10 +176,52 @@ def expert_tasks():
 
 def all_targets():
     targets = ["figures/experts.md", "figures/table1.md", "figures/table3.md"]
-    targets += ["figures/class_balance.csv"]
+    targets += ["figures/class_balance.csv", "figures/diagnostics.md"]
     if TABLE2:
-        targets.append("figures/table2.md")
+        targets += ["figures/table2.md", "figures/diagnostics_table2.md"]
     return targets + ABLATION_TARGETS
+
+
+# ---- regime diagnostics (workflow/rules/diagnostics.smk)
+def regime_file(base, task, grad, seed, ext):
+    """One expert's regime diagnostics: .json (numbers) or .npy (S_true)."""
+    return f"data/diagnostics/regime/{base}/{task}/{grad}/{seed}.{ext}"
+
+
+def diagnostics_spec(bases, tasks, strategies, k, group):
+    """The files of the diagnostics table: each expert's regime, each run's selection."""
+    experts, runs = [], []
+    for base in bases:
+        for task in tasks:
+            for seed in SEEDS:
+                regime = regime_file(base, task, "main", seed, "json")
+                name = task if group == "task" else base
+                experts.append({"group": name, "seed": seed, "regime": regime})
+                for s in strategies:
+                    keys = (task, POOL, grad_of(s), s, k, seed)
+                    runs.append(
+                        {
+                            "group": name,
+                            "strategy": s,
+                            "seed": seed,
+                            "selection": run_path(
+                                "selections", *keys, "parquet", base=base
+                            ),
+                            "retrain": run_path("retrain", *keys, "json", base=base),
+                            "store": f"data/gradients/{base}/{task}/{POOL}/main/{seed}",
+                            "regime": regime,
+                            "truth_sum": regime_file(base, task, "main", seed, "npy"),
+                        }
+                    )
+    return {"group": group, "experts": experts, "runs": runs}
+
+
+def spec_files(spec):
+    """Every file a diagnostics spec names (the inputs of its table rule)."""
+    files = {e["regime"] for e in spec["experts"]}
+    for run in spec["runs"]:
+        files.update(run[key] for key in ("selection", "retrain", "store", "truth_sum"))
+    return sorted(files)
 
 
 # ---- ablations (workflow/rules/ablation_*.smk; README "How to add an ablation")

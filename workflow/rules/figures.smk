@@ -33,6 +33,13 @@ rule table1:
             subcategory="Table 1 classification",
         ),
         tex="figures/table1.tex",
+        paired_md="figures/table1_paired.md",
+        paired_csv=report(
+            "figures/table1_paired.csv",
+            caption="../report/paired.rst",
+            category="Tables",
+            subcategory="Table 1 classification",
+        ),
         pdf="figures/table1.pdf",
         png=report(
             "figures/table1.png",
@@ -66,6 +73,13 @@ rule table2:
             subcategory="Table 2 SFT",
         ),
         tex="figures/table2.tex",
+        paired_md="figures/table2_paired.md",
+        paired_csv=report(
+            "figures/table2_paired.csv",
+            caption="../report/paired.rst",
+            category="Tables",
+            subcategory="Table 2 SFT",
+        ),
         pdf="figures/table2.pdf",
         png=report(
             "figures/table2.png",

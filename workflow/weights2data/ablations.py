@@ -27,8 +27,7 @@ from . import figstyle
 from .atomic import atomic_path, read_json, write_json, write_parquet, write_text
 from .errors import UserError
 from .report import format_number, markdown_table, suffixed, write_csv
-
-CI_LEVEL = 0.95
+from .stats import CI_LEVEL, confidence_interval
 
 # How each metric is shown: (axis / column label, scale for display, decimals).
 METRICS: dict[str, tuple[str, float, int]] = {
@@ -53,29 +52,6 @@ _VARIANT_TOKENS = {
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def confidence_interval(values: Iterable[float], level: float = CI_LEVEL) -> dict[str, float]:
-    """Mean, sample std and the half-width of the Student-t confidence interval of the mean.
-
-    ``ci`` = t_{(1+level)/2, n-1} · std / sqrt(n); with fewer than two finite values std and
-    ci are NaN (no interval from one seed). NaN inputs are dropped.
-    """
-    if not 0 < level < 1:
-        raise UserError(f"confidence level must lie in (0, 1), got {level!r}.")
-    arr = np.asarray([float(v) for v in values], dtype=float)
-    arr = arr[np.isfinite(arr)]
-    n = int(arr.size)
-    if n == 0:
-        return {"mean": math.nan, "std": math.nan, "ci": math.nan, "n": 0}
-    mean = float(arr.mean())
-    if n < 2:
-        return {"mean": mean, "std": math.nan, "ci": math.nan, "n": 1}
-    from scipy import stats
-
-    std = float(arr.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci": half, "n": n}
 
 
 def summarize(

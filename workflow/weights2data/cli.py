@@ -114,9 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Subcommands that live beside the modules they drive (selection, evaluation, ablations)."""
-    from . import cli_ablations, cli_eval, cli_select
+    from . import cli_ablations, cli_diagnostics, cli_eval, cli_select
 
-    return [cli_select.register, cli_eval.register, cli_ablations.register]
+    return [
+        cli_select.register,
+        cli_eval.register,
+        cli_ablations.register,
+        cli_diagnostics.register,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,12 +196,14 @@ def sample_split(
     seed: int,
     *,
     stratify: bool = False,
+    balance: bool = False,
     name: str | None = None,
 ) -> pd.DataFrame:
     """A deterministic subset of ``n`` rows of one split (``n=None``: all of it, shuffled).
 
     Seeds choose which rows (the paper varies the expert's data subset and the pool per seed).
-    ``stratify=True`` keeps the class proportions of the split (largest-remainder quotas).
+    ``stratify=True`` keeps the class proportions of the split (largest-remainder quotas);
+    ``balance=True`` with it takes the same number of rows from every class instead.
     ``name`` only improves the error message (defaults to ``table.attrs["dataset"]``).
     """
     if split not in SPLITS:
@@ -222,7 +224,7 @@ def sample_split(
     if not stratify:
         picked = rng.permutation(len(rows))[:n]
     else:
-        picked = _stratified_pick(rows["label"].to_numpy(), n, rng)
+        picked = _stratified_pick(rows["label"].to_numpy(), n, rng, balance, f"{label} {split}")
     out = rows.iloc[picked].reset_index(drop=True)
     out.attrs = dict(table.attrs)
     return out
@@ -881,14 +883,39 @@ def _external_source(name: str) -> str:
     return name
 
 
-def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``n`` rows with per-class counts proportional to the split (largest remainder)."""
+def _class_quotas(labels: np.ndarray, n: int, balance: bool, where: str):
+    """Rows per class: proportional to the split (largest remainder) or, balanced, equal."""
     classes, counts = np.unique(labels, return_counts=True)
+    if balance:
+        if n % len(classes):
+            raise UserError(
+                f"a balanced {where} of {n} rows cannot split evenly over {len(classes)} "
+                f"classes; use a size that is a multiple of {len(classes)}."
+            )
+        short = counts < n // len(classes)
+        if short.any():
+            raise UserError(
+                f"a balanced {where} needs {n // len(classes)} rows of every class but class "
+                f"{int(classes[short][0])} has {int(counts[short][0])}; use a smaller size."
+            )
+        return classes, np.full(len(classes), n // len(classes), dtype=np.int64)
     exact = n * counts / counts.sum()
     quota = np.floor(exact).astype(np.int64)
     # Hand out the remaining rows to the largest remainders (ties: lower class first).
     for idx in np.lexsort((classes, -(exact - quota)))[: n - int(quota.sum())]:
         quota[idx] += 1
+    return classes, quota
+
+
+def _stratified_pick(
+    labels: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    balance: bool = False,
+    where: str = "split",
+) -> np.ndarray:
+    """Indices of ``n`` rows with per-class counts proportional to the split, or equal."""
+    classes, quota = _class_quotas(labels, n, balance, where)
     picked = []
     for cls, q in zip(classes, quota, strict=True):
         members = np.flatnonzero(labels == cls)
@@ -902,10 +929,13 @@ def task_splits(
 ) -> dict[str, pd.DataFrame]:
     """The task's train subset (changes with the seed) and fixed val/test subsets."""
     stratify = task["type"] == "classification"
+    balance = stratify and bool(task.get("balance", False))
+    seeds = {"train": seed, "val": split_seed, "test": split_seed}
     return {
-        "train": sample_split(table, "train", task["train_size"], seed, stratify=stratify),
-        "val": sample_split(table, "val", task["val_size"], split_seed, stratify=stratify),
-        "test": sample_split(table, "test", task["test_size"], split_seed, stratify=stratify),
+        split: sample_split(
+            table, split, task[f"{split}_size"], seeds[split], stratify=stratify, balance=balance
+        )
+        for split in ("train", "val", "test")
     }
 
 

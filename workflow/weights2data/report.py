@@ -1,9 +1,10 @@
 """Tables and figures of the paper, regenerated from per-run records (SPEC §8: T1, T2, T3).
 
 Every table is written three ways from one summary: a tidy CSV (one row per task/model ×
-strategy × metric, with mean, std and n), a GitHub-Markdown table and a booktabs LaTeX
-tabular. Cells read "mean ± std" over seeds (sample std, ddof = 1); a cell with one seed shows
-the mean alone, a cell with none shows "—". Output is deterministic: fixed row and column
+strategy × metric, with mean, std, the 95% CI half-width and n), a GitHub-Markdown table and a
+booktabs LaTeX tabular. Cells read "mean ± half-width of the 95% Student-t confidence interval"
+over seeds (``stats.confidence_interval``); a cell with one seed shows the mean alone, a cell
+with none shows "—". Output is deterministic: fixed row and column
 orders, fixed decimals, and figures without timestamps.
 """
 
@@ -15,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ import pandas as pd
 from . import figstyle
 from .atomic import atomic_path, write_text
 from .errors import UserError
+from .stats import CI_LEVEL, confidence_interval
 
 MISSING = "—"
 PLUS_MINUS = " ± "
@@ -64,6 +67,7 @@ TABLE1_METRICS = (
     Metric("vocab", "Vocab", 1, unit="%"),
     Metric("otd", "OTD", 3),
     Metric("acc", "Acc", 1, scale=100.0, unit="%", fraction=True),
+    Metric("bacc", "BAcc", 1, scale=100.0, unit="%", fraction=True),
     Metric("loss", "Loss", 3),
 )
 TABLE2_METRICS = (
@@ -91,13 +95,28 @@ def format_number(value: float | None, decimals: int) -> str:
     return text
 
 
-def format_cell(mean: float, std: float, n: int, decimals: int) -> str:
-    """ "mean ± std"; the mean alone when fewer than two values; "—" when none."""
+def format_cell(mean: float, spread: float, n: int, decimals: int) -> str:
+    """ "mean ± spread"; the mean alone when fewer than two values; "—" when none."""
     if n == 0 or not math.isfinite(float(mean)):
         return MISSING
-    if n < 2 or not math.isfinite(float(std)):
+    if n < 2 or not math.isfinite(float(spread)):
         return format_number(mean, decimals)
-    return format_number(mean, decimals) + PLUS_MINUS + format_number(std, decimals)
+    return format_number(mean, decimals) + PLUS_MINUS + format_number(spread, decimals)
+
+
+class Cell(NamedTuple):
+    """One table cell over seeds, in display units: the mean and its spread."""
+
+    mean: float
+    std: float
+    ci: float  # half-width of the 95% Student-t interval of the mean
+    n: int
+
+    def text(self, decimals: int) -> str:
+        return format_cell(self.mean, self.ci, self.n, decimals)
+
+
+EMPTY = Cell(math.nan, math.nan, math.nan, 0)
 
 
 def _md_escape(text: str) -> str:
@@ -189,18 +208,16 @@ def _keys(frame: pd.DataFrame, columns: Sequence[str], what: str) -> pd.DataFram
     return frame
 
 
-def _summary(
-    frame: pd.DataFrame, group: str, metrics: Sequence[Metric]
-) -> dict[tuple, tuple[float, float, int]]:
-    """{(group value, strategy, metric key): (mean, std, n)} over seeds, scaled for display."""
-    out: dict[tuple, tuple[float, float, int]] = {}
+def _summary(frame: pd.DataFrame, group: str, metrics: Sequence[Metric]) -> dict[tuple, Cell]:
+    """{(group value, strategy, metric key): Cell} over seeds, scaled for display."""
+    out: dict[tuple, Cell] = {}
     for (g, strategy), sub in frame.groupby([group, "strategy"], sort=True):
         for m in metrics:
             values = sub[m.key].dropna().to_numpy(dtype=float) * m.scale
-            n = int(values.size)
-            mean = float(values.mean()) if n else float("nan")
-            std = float(values.std(ddof=1)) if n > 1 else float("nan")
-            out[(str(g), str(strategy), m.key)] = (mean, std, n)
+            stats = confidence_interval(values)
+            out[(str(g), str(strategy), m.key)] = Cell(
+                stats["mean"], stats["std"], stats["ci"], stats["n"]
+            )
     return out
 
 
@@ -247,13 +264,16 @@ def suffixed(stem: str | os.PathLike, suffix: str) -> Path:
     return stem.with_name(stem.name + suffix)
 
 
-def _seed_note(summary: Mapping[tuple, tuple[float, float, int]]) -> str:
+def _seed_note(summary: Mapping[tuple, Cell]) -> str:
     """One sentence saying what a cell holds, with the seed count(s) actually found."""
-    ns = sorted({n for (_, _, n) in summary.values() if n > 0})
+    ns = sorted({cell.n for cell in summary.values() if cell.n > 0})
     if not ns:
         return "No runs recorded yet; — = no value."
     span = str(ns[0]) if ns[0] == ns[-1] else f"{ns[0]}–{ns[-1]}"
-    return f"Cells are mean ± std over seeds (n = {span}; one seed: mean only); — = no value."
+    return (
+        f"Cells are mean ± half-width of the {int(CI_LEVEL * 100)}% Student-t confidence "
+        f"interval over seeds (n = {span}; one seed: mean only); — = no value."
+    )
 
 
 # --------------------------------------------------------------------------- grouped tables
@@ -279,8 +299,8 @@ def _grouped_table(
     for g in groups:
         for s in rows:
             for m in metrics:
-                mean, std, n = summary.get((g, s, m.key), (math.nan, math.nan, 0))
-                if n:
+                cell = summary.get((g, s, m.key), EMPTY)
+                if cell.n:
                     tidy.append(
                         {
                             group: g,
@@ -288,12 +308,13 @@ def _grouped_table(
                             "strategy_name": figstyle.display_name(s),
                             "metric": m.key,
                             "unit": m.unit,
-                            "mean": mean,
-                            "std": std,
-                            "n": n,
+                            "mean": cell.mean,
+                            "std": cell.std,
+                            "ci95": cell.ci,
+                            "n": cell.n,
                         }
                     )
-    columns = [group, "strategy", "strategy_name", "metric", "unit", "mean", "std", "n"]
+    columns = [group, "strategy", "strategy_name", "metric", "unit", "mean", "std", "ci95", "n"]
     paths = {"csv": write_csv(suffixed(out_stem, ".csv"), pd.DataFrame(tidy, columns=columns))}
 
     body = []
@@ -301,8 +322,7 @@ def _grouped_table(
         cells = [figstyle.display_name(s)]
         for g in groups:
             for m in metrics:
-                mean, std, n = summary.get((g, s, m.key), (math.nan, math.nan, 0))
-                cells.append(format_cell(mean, std, n, m.decimals))
+                cells.append(summary.get((g, s, m.key), EMPTY).text(m.decimals))
         body.append(cells)
 
     header = ["Strategy"] + [f"{group_names.get(g, g)} {m.label}" for g in groups for m in metrics]
@@ -349,7 +369,7 @@ def _grouped_tex(
 
 
 def _grouped_bars(
-    summary: Mapping[tuple, tuple[float, float, int]],
+    summary: Mapping[tuple, Cell],
     groups: list[str],
     group_names: Mapping[str, str],
     rows: list[str],
@@ -357,8 +377,8 @@ def _grouped_bars(
     ylabel: str,
     out_stem: str | os.PathLike,
 ) -> dict[str, Path]:
-    """One group of bars per task/model, one bar per strategy, error bars = std."""
-    drawn = [s for s in rows if any(summary.get((g, s, metric.key), (0, 0, 0))[2] for g in groups)]
+    """One group of bars per task/model, one bar per strategy, error bars = 95% CI."""
+    drawn = [s for s in rows if any(summary.get((g, s, metric.key), EMPTY).n for g in groups)]
     width = min(figstyle.DOUBLE_COLUMN[0], 2.0 + 1.3 * max(1, len(groups)))
     with figstyle.style():
         fig, axes = figstyle.new_figure((width, figstyle.SINGLE_COLUMN[1] + 0.6))
@@ -368,11 +388,11 @@ def _grouped_bars(
         for j, s in enumerate(drawn):
             xs, ys, errs = [], [], []
             for i, g in enumerate(groups):
-                mean, std, n = summary.get((g, s, metric.key), (math.nan, math.nan, 0))
-                if n and math.isfinite(mean):
+                cell = summary.get((g, s, metric.key), EMPTY)
+                if cell.n and math.isfinite(cell.mean):
                     xs.append(i - 0.4 + bar_w * (j + 0.5))
-                    ys.append(mean)
-                    errs.append(std if math.isfinite(std) else 0.0)
+                    ys.append(cell.mean)
+                    errs.append(cell.ci if math.isfinite(cell.ci) else 0.0)
             heights += ys
             ax.bar(
                 xs,
@@ -407,10 +427,13 @@ def table1(
 ) -> dict[str, Path]:
     """Table 1 (classification): Vocab, OTD, Acc, Loss per task × strategy, + accuracy bars.
 
-    ``records``: one row per run with task, strategy, seed, vocab, otd, acc (fraction), loss.
+    ``records``: one row per run with task, strategy, seed, vocab, otd, acc (fraction), loss
+    and optionally bacc (balanced accuracy, fraction; empty where a run predates it).
     Writes ``{out_stem}.csv/.md/.tex/.pdf/.png``; returns those paths by suffix.
     """
     columns = ["task", "strategy", "seed", "vocab", "otd", "acc", "loss"]
+    if isinstance(records, pd.DataFrame) and "bacc" not in records.columns:
+        records = records.assign(bacc=math.nan)
     frame = _require(records, columns, "table1 records")
     frame = _keys(
         _numeric(frame, TABLE1_METRICS, "table1 records"),
@@ -429,7 +452,8 @@ def table1(
         figure_metric="acc",
         figure_label="Test accuracy (%)",
         note="Vocab = vocabulary containment with the true training set (%); OTD = optimal-"
-        "transport distance of sentence embeddings to it; Acc (%) and Loss on the test split.",
+        "transport distance of sentence embeddings to it; Acc (%), BAcc (balanced accuracy: mean "
+        "recall over classes, %) and Loss on the test split.",
     )
 
 
@@ -685,23 +709,24 @@ def experts_table(
     names = dict(task_names or {})
 
     tidy = [
-        {"task": t, "metric": m.key, "unit": m.unit, "mean": mean, "std": std, "n": n}
+        {"task": t, "metric": m.key, "unit": m.unit, **cell._asdict()}
         for t in tasks
         for m in EXPERT_METRICS
-        for mean, std, n in [summary[(t, "expert", m.key)]]
-        if n
+        for cell in [summary[(t, "expert", m.key)]]
+        if cell.n
     ]
+    columns = ["task", "metric", "unit", "mean", "std", "ci", "n"]
     paths = {
         "csv": write_csv(
             suffixed(out_stem, ".csv"),
-            pd.DataFrame(tidy, columns=["task", "metric", "unit", "mean", "std", "n"]),
+            pd.DataFrame(tidy, columns=columns).rename(columns={"ci": "ci95"}),
         )
     }
     header = ["Task"] + [m.label for m in EXPERT_METRICS] + ["Seeds"]
     body = []
     for t in tasks:
         cells = [names.get(t, t)]
-        cells += [format_cell(*summary[(t, "expert", m.key)], m.decimals) for m in EXPERT_METRICS]
+        cells += [summary[(t, "expert", m.key)].text(m.decimals) for m in EXPERT_METRICS]
         cells.append(str(int((frame["task"] == t).sum())))
         body.append(cells)
     md = markdown_table(header, body, "l" + "r" * (len(header) - 1))

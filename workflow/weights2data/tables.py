@@ -8,7 +8,8 @@ import pandas as pd
 
 from .atomic import read_json
 from .data import dataset_summary, read_dataset
-from .report import class_balance_figure, table1, table2, table3
+from .report import class_balance_figure, suffixed, table1, table2, table3
+from .report_paired import paired_rows, write_paired_table
 
 RUN_KEYS = ["base", "task", "strategy", "seed"]
 
@@ -43,13 +44,25 @@ def write_results_table(
         [_runs(retrain_paths, similarity_paths), _experts(expert_paths)], ignore_index=True
     )
     if kind == "classification":
-        records = frame.rename(columns={"test_acc": "acc", "test_loss": "loss"})
-        records = records[["task", "strategy", "seed", "vocab", "otd", "acc", "loss"]]
+        if "test_balanced_acc" not in frame.columns:
+            frame["test_balanced_acc"] = float("nan")
+        records = frame.rename(
+            columns={"test_acc": "acc", "test_loss": "loss", "test_balanced_acc": "bacc"}
+        )
+        records = records[["task", "strategy", "seed", "vocab", "otd", "acc", "bacc", "loss"]]
         table1(records, out_stem)
+        paired = pd.concat(
+            [paired_rows(records, "task", m, scale=100.0) for m in ("acc", "bacc")],
+            ignore_index=True,
+        )
+        labels = {"acc": ("Acc (points)", 1), "bacc": ("BAcc (points)", 1)}
+        write_paired_table(paired, "task", labels, suffixed(out_stem, "_paired"))
     else:
         records = frame.rename(columns={"base": "model", "test_ppl": "ppl", "otd": "ot"})
         records = records[["model", "strategy", "seed", "ppl", "ot", "vocab"]]
         table2(records, out_stem, models=list(dict.fromkeys(records["model"])))
+        paired = paired_rows(records, "model", "ppl", higher_is_better=False)
+        write_paired_table(paired, "model", {"ppl": ("PPL", 2)}, suffixed(out_stem, "_paired"))
     return records
 
 

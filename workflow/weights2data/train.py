@@ -107,10 +107,13 @@ def _batches(n: int, size: int, order: np.ndarray | None = None):
 
 @torch.no_grad()
 def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> dict:
-    """Mean loss and accuracy (classification) or loss and perplexity over all tokens (SFT)."""
+    """Mean loss, accuracy and balanced accuracy (classification), or loss and perplexity over
+    all tokens (SFT). Balanced accuracy (mean recall over the classes present) is reported
+    because an imbalanced test split rewards predicting its big classes."""
     was_training = model.training
     model.eval()
     total, count, correct = 0.0, 0, 0
+    preds: list[torch.Tensor] = []
     if cfg.task_type == "classification":
         label_ids = torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
         y_all = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: may be read-only
@@ -123,7 +126,14 @@ def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> di
             total += float(loss)
             count += len(sel)
             correct += int((pred.cpu() == y).sum())
-        result = {"loss": total / max(count, 1), "acc": correct / max(count, 1)}
+            preds.append(pred.cpu())
+        result = {
+            "loss": total / max(count, 1),
+            "acc": correct / max(count, 1),
+            "balanced_acc": balanced_accuracy(
+                y_all.numpy(), torch.cat(preds).numpy() if preds else np.zeros(0)
+            ),
+        }
     else:
         for sel in _batches(len(texts), cfg.eval_batch_size):
             batch = encode_lm(tokenizer, [texts[i] for i in sel], cfg.max_length)
@@ -134,6 +144,15 @@ def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> di
         result = {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
     model.train(was_training)
     return result
+
+
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Macro recall over the classes that occur in ``labels`` (NaN for no labels)."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    classes = np.unique(labels)
+    if classes.size == 0:
+        return float("nan")
+    return float(np.mean([(predictions[labels == c] == c).mean() for c in classes]))
 
 
 def _is_better(current: dict, best: dict | None, task_type: str) -> bool:

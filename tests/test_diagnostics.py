@@ -1,0 +1,358 @@
+"""Regime diagnostics, paired statistics, balanced accuracy and balanced tasks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from weights2data.alignment import (
+    checkpoint_cosines,
+    class_counts,
+    cosine,
+    selection_alignment,
+    selection_sum,
+)
+from weights2data.cli import main
+from weights2data.data import task_splits
+from weights2data.diagnostics import (
+    Encoding,
+    accuracy,
+    body_drift,
+    head_body_split,
+    layer_drift,
+    layer_of,
+    probe_accuracy,
+    truth_gradient_sum,
+)
+from weights2data.errors import UserError
+from weights2data.gradients import per_example_gradients, target_direction
+from weights2data.models import load_model, output_matrix, save_model
+from weights2data.report_diagnostics import ordering_check, write_diagnostics
+from weights2data.report_paired import paired_rows
+from weights2data.stats import paired_difference
+from weights2data.train import TrainConfig, balanced_accuracy, finetune
+
+from .conftest import SENTENCES
+
+LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
+FINETUNE = {"max_length": 16, "truncate": "left", "loss": "label_masked"}
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_paired_difference_by_hand():
+    # differences 1, 2, 4: mean 7/3, std 1.5275, t(0.975, 2) = 4.3027 -> half-width 3.7946
+    out = paired_difference({0: 1.0, 1: 2.0, 2: 4.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+    assert out["mean"] == pytest.approx(7 / 3)
+    assert out["ci"] == pytest.approx(4.302653 * np.std([1, 2, 4], ddof=1) / math.sqrt(3))
+    assert not out["significant"] and out["low"] < 0 < out["high"]
+    steady = paired_difference({0: 1.0, 1: 1.1, 2: 0.9}, {0: 0.0, 1: 0.0, 2: 0.0})
+    assert steady["significant"] and steady["low"] > 0
+    # only the seeds both ran count; one seed gives no interval and no verdict
+    one = paired_difference({0: 1.0, 5: 3.0}, {0: 0.5, 7: 0.0})
+    assert one["seeds"] == 1 and one["mean"] == 0.5 and not one["significant"]
+    assert math.isnan(one["ci"])
+
+
+def test_paired_rows_direction_for_lower_is_better():
+    records = pd.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "strategy": ["select"] * 3 + ["random"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "ppl": [10.0, 11.0, 12.0, 12.0, 13.0, 14.5],
+        }
+    )
+    row = paired_rows(records, "model", "ppl", higher_is_better=False).iloc[0]
+    assert row["mean_diff"] == pytest.approx(-(2 + 2 + 2.5) / 3)
+    assert bool(row["better"]) and bool(row["significant"])
+
+
+def test_balanced_accuracy_by_hand():
+    labels = np.array([0, 0, 0, 1])
+    assert balanced_accuracy(labels, np.zeros(4, dtype=int)) == 0.5  # plain accuracy 0.75
+    assert balanced_accuracy(labels, np.array([0, 0, 1, 1])) == pytest.approx((2 / 3 + 1) / 2)
+    assert math.isnan(balanced_accuracy(np.zeros(0), np.zeros(0)))
+
+
+def test_evaluate_reports_balanced_accuracy(tiny_gpt2, tiny_tokenizer):
+    from weights2data.train import evaluate
+
+    cfg = TrainConfig(num_classes=3, max_length=16)
+    out = evaluate(tiny_gpt2, tiny_tokenizer, SENTENCES, LABELS, cfg)
+    assert 0.0 <= out["balanced_acc"] <= 1.0 and "acc" in out
+
+
+# --------------------------------------------------------------------------- balanced tasks
+
+
+def _labelled_table(counts: dict[int, int]) -> pd.DataFrame:
+    rows = [
+        {"text": f"{split} {label} {i}", "label": label, "split": split}
+        for split in ("train", "val", "test")
+        for label, n in counts.items()
+        for i in range(n)
+    ]
+    table = pd.DataFrame(rows)
+    table["label_name"] = table["label"].astype(str)
+    table["group"] = table["text"]
+    return table
+
+
+def test_balanced_task_takes_equal_rows_per_class():
+    table = _labelled_table({0: 40, 1: 10, 2: 20})
+    task = {"type": "classification", "train_size": 24, "val_size": 6, "test_size": 9}
+    plain = task_splits(table, task, 0, 0)["train"]["label"].value_counts().to_dict()
+    assert plain == {0: 14, 2: 7, 1: 3}  # the split's own proportions
+    splits = task_splits(table, dict(task, balance=True), 0, 0)
+    assert splits["train"]["label"].value_counts().to_dict() == {0: 8, 1: 8, 2: 8}
+    assert splits["test"]["label"].value_counts().to_dict() == {0: 3, 1: 3, 2: 3}
+    with pytest.raises(UserError, match="multiple of 3"):
+        task_splits(table, dict(task, balance=True, train_size=25), 0, 0)
+    with pytest.raises(UserError, match="class 1 has 10"):
+        task_splits(table, dict(task, balance=True, train_size=33), 0, 0)
+
+
+# --------------------------------------------------------------------------- alignment
+
+
+def test_selection_alignment_matches_numpy():
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(20, 2, 5)).astype(np.float32)
+    target, truth = rng.normal(size=(2, 5)), rng.normal(size=(2, 5))
+    selection = pd.DataFrame({"index": [3, 7, 1], "pseudolabel": [0, 2, 2]})
+    S = grads[[3, 7, 1]].astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(selection_sum(grads, selection["index"]), S)
+    out = selection_alignment(grads, target, truth, selection)
+    expect = np.mean(
+        [S[c] @ truth[c] / np.linalg.norm(S[c]) / np.linalg.norm(truth[c]) for c in (0, 1)]
+    )
+    assert out["cos_sel_truth"] == pytest.approx(expect)
+    assert out["cos_sel_delta"] == pytest.approx(np.mean(checkpoint_cosines(S, target)))
+    assert class_counts(selection, 4) == [1, 0, 2, 0]
+    assert math.isnan(cosine(np.zeros(3), np.ones(3)))
+    with pytest.raises(ValueError, match="past the gradient store"):
+        selection_alignment(grads, target, truth, pd.DataFrame({"index": [20]}))
+
+
+# --------------------------------------------------------------------------- expert side
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, tiny_tokenizer):
+    """A tiny base and a real 3-class finetune of it, saved as HF folders."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("pair")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tiny_tokenizer), n_positions=32, n_embd=32, n_layer=2, n_head=2)
+    base = GPT2LMHeadModel(cfg)
+    save_model(base, tiny_tokenizer, root / "base")
+    train_cfg = TrainConfig(num_classes=3, lr=3e-3, batch_size=8, epochs=2, max_length=16)
+    final, _ = finetune(
+        copy.deepcopy(base),
+        tiny_tokenizer,
+        (SENTENCES, LABELS),
+        (SENTENCES, LABELS),
+        train_cfg,
+        0,
+        progress=False,
+    )
+    save_model(final, tiny_tokenizer, root / "final")
+    return root
+
+
+def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
+    spec = {"k": 64, "projection": "auto", "checkpoints": 1}
+    task = {"type": "classification"}
+    total, target = truth_gradient_sum(
+        pair / "base", pair / "final", SENTENCES, LABELS, spec, task, 3, FINETUNE, 0
+    )
+    base, final = load_model(pair / "base"), load_model(pair / "final")
+    grads = per_example_gradients(
+        base, tiny_tokenizer, SENTENCES, LABELS, num_classes=3, max_length=16
+    )
+    np.testing.assert_allclose(total[0], grads.double().sum(0).numpy(), rtol=1e-5, atol=1e-6)
+    delta = target_direction(base, final, tokenizer=tiny_tokenizer, num_classes=3)
+    np.testing.assert_allclose(target[0], delta, rtol=1e-6)
+    # two checkpoints: one row each, the same Δ in both
+    total2, target2 = truth_gradient_sum(
+        pair / "base",
+        pair / "final",
+        SENTENCES,
+        LABELS,
+        dict(spec, checkpoints=2),
+        task,
+        3,
+        FINETUNE,
+        0,
+    )
+    assert total2.shape == (2, total.shape[1])
+    np.testing.assert_allclose(total2[0], total[0], rtol=1e-6)
+    np.testing.assert_allclose(target2[1], target2[0])
+
+
+def test_head_body_split_of_an_unchanged_pair(pair, tiny_tokenizer):
+    base = load_model(pair / "base")
+    enc = Encoding(3, 16, "left")
+    out = head_body_split(
+        base,
+        copy.deepcopy(base),
+        tiny_tokenizer,
+        (SENTENCES, LABELS),
+        enc,
+        train=(SENTENCES, LABELS),
+    )
+    same = out["base_head_base_body"]
+    assert out["final_head_final_body"] == same == out["base_head_final_body"]
+    assert out["head_change_base_body"] == pytest.approx(np.mean(LABELS == 0))  # ΔW = 0: argmax 0
+    assert out["state_cos"] == pytest.approx(1.0)
+    assert 0.0 <= out["probe_base"] <= 1.0
+
+
+def test_head_body_split_of_a_finetune(pair, tiny_tokenizer):
+    base, final = load_model(pair / "base"), load_model(pair / "final")
+    out = head_body_split(base, final, tiny_tokenizer, (SENTENCES, LABELS), Encoding(3, 16, "left"))
+    assert out["final_head_final_body"] > 0.5  # the finetune learned its training texts
+    assert out["state_cos"] < 1.0 and "probe_base" not in out
+
+
+def test_accuracy_and_probe_by_hand():
+    rows = np.array([[1.0, 0.0], [0.0, 1.0]])
+    states = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.5]])
+    assert accuracy(rows, states, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    assert probe_accuracy(x[:100], y[:100], x[100:], y[100:], 2) >= 0.95
+
+
+def test_layer_drift_names_the_moved_block(pair):
+    base = load_model(pair / "base")
+    moved = copy.deepcopy(base)
+    with torch.no_grad():
+        for name, p in moved.named_parameters():
+            if name.startswith("transformer.h.1."):
+                p.mul_(1.1)
+    drift = {row["layer"]: row["relative_drift"] for row in layer_drift(base, moved)}
+    assert drift["transformer.h.1"] == pytest.approx(0.1, rel=1e-6)
+    assert drift["transformer.h.0"] == 0.0 and drift["transformer.wte"] == 0.0
+    assert 0.0 < body_drift(base, moved) < 0.1
+    head_only = copy.deepcopy(base)
+    with torch.no_grad():
+        output_matrix(head_only).mul_(2.0)
+    assert body_drift(base, head_only) == 0.0  # the tied output matrix is not body
+    assert layer_of("model.layers.3.mlp.up_proj.weight") == "model.layers.3"
+    assert layer_of("lm_head.weight") == "lm_head"
+
+
+def test_diagnose_cli(pair, tmp_path, capsys):
+    truth = tmp_path / "truth.csv"
+    pd.DataFrame({"text": SENTENCES * 2, "label": np.concatenate([LABELS, LABELS])}).to_csv(
+        truth, index=False
+    )
+    out = tmp_path / "report.json"
+    argv = ["diagnose", "--base", str(pair / "base"), "--final", str(pair / "final")]
+    assert main(argv + ["--truth", str(truth), "--max-length", "16", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "transformer.h.1" in printed and "head / body split" in printed
+    assert "cos(S_true, Δ)" in printed and "verdict:" in printed
+    report = json.loads(out.read_text())
+    assert -1.0 <= report["cos_truth_delta"] <= 1.0 and report["head_body"]["n_eval"] > 0
+    assert main(argv) == 0  # without --truth: drift only
+    unlabelled = tmp_path / "plain.csv"
+    pd.DataFrame({"text": SENTENCES}).to_csv(unlabelled, index=False)
+    assert main(argv + ["--truth", str(unlabelled)]) == 2
+    assert "needs a label for every text" in capsys.readouterr().err
+    assert main(["diagnose", "--base", str(pair / "base"), "--final", str(pair / "base")]) == 2
+    assert "equals the base" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _store(folder, grads, target):
+    folder.mkdir(parents=True)
+    grads.astype(np.float32).tofile(folder / "grads.f32")
+    target.astype(np.float32).tofile(folder / "target.f32")
+    N, C, D = grads.shape
+    (folder / "meta.json").write_text(json.dumps({"N": N, "C": C, "D": D}))
+
+
+def _diagnostics_spec(tmp_path):
+    rng = np.random.default_rng(1)
+    experts, runs = [], []
+    for seed in range(3):
+        grads = rng.normal(size=(30, 1, 6))
+        truth = grads[:10].sum(axis=0)  # the "true" texts are rows 0-9
+        target = truth + rng.normal(scale=0.1, size=truth.shape)
+        store = tmp_path / f"store{seed}"
+        _store(store, grads, target)
+        np.save(tmp_path / f"sum{seed}.npy", truth)
+        regime = tmp_path / f"regime{seed}.json"
+        regime.write_text(
+            json.dumps(
+                {
+                    "cos_truth_delta": cosine(truth, target),
+                    "body_drift": 0.1,
+                    "num_classes": 2,
+                    "head_body": {"final_head_final_body": 0.9, "probe_base": 0.6},
+                }
+            )
+        )
+        experts.append({"group": "t", "seed": seed, "regime": str(regime)})
+        picks = {"select": list(range(8)), "random": list(range(12, 20))}
+        for strategy, idx in picks.items():
+            sel = tmp_path / f"{strategy}{seed}.parquet"
+            pd.DataFrame({"index": idx, "pseudolabel": [0, 1] * 4}).to_parquet(sel)
+            acc = 0.8 + 0.01 * seed if strategy == "select" else 0.6
+            retrain = tmp_path / f"{strategy}{seed}.json"
+            retrain.write_text(json.dumps({"test_acc": acc, "test_balanced_acc": acc - 0.1}))
+            runs.append(
+                {
+                    "group": "t",
+                    "strategy": strategy,
+                    "seed": seed,
+                    "selection": str(sel),
+                    "retrain": str(retrain),
+                    "store": str(store),
+                    "regime": str(regime),
+                    "truth_sum": str(tmp_path / f"sum{seed}.npy"),
+                }
+            )
+    return {"group": "task", "experts": experts, "runs": runs}
+
+
+def test_diagnostics_table(tmp_path):
+    paths = write_diagnostics(_diagnostics_spec(tmp_path), tmp_path / "diag")
+    md = paths["md"].read_text()
+    assert "| t | 0.99" in md and "holds" in md  # Δ ≈ S_true here
+    assert "4/4; 4/4; 4/4" in md  # class counts per seed
+    assert "t: 3 of 3" in md  # cos(S_sel, S_true) ordered SELECT above Random in every seed
+    assert "better, significant" in md
+    tidy = pd.read_csv(paths["csv"])
+    assert len(tidy) == 3 + 6 and set(tidy.strategy) == {"expert", "select", "random"}
+    sel = tidy[tidy.strategy == "select"]
+    rnd = tidy[tidy.strategy == "random"]
+    assert (sel["cos_sel_truth"].to_numpy() > rnd["cos_sel_truth"].to_numpy()).all()
+
+
+def test_ordering_check_counts_disagreements():
+    runs = pd.DataFrame(
+        {
+            "group": ["t"] * 4,
+            "strategy": ["select", "random"] * 2,
+            "seed": [0, 0, 1, 1],
+            "cos_sel_truth": [0.5, 0.4, 0.5, 0.4],
+            "acc": [0.7, 0.6, 0.5, 0.6],  # seed 1: SELECT aligned better but scored lower
+        }
+    )
+    row = ordering_check(runs, "acc").iloc[0]
+    assert (row["agree"], row["seeds"]) == (1, 2)

@@ -1,0 +1,88 @@
+# Regime diagnostics (README "Is the premise true?"): one `regime` job per expert and store
+# variant, then one table per results table. Evaluation side only: nothing here feeds back
+# into a selection.
+
+
+DIAG1 = diagnostics_spec([BASE], TABLE1_TASKS, SEL["strategies"], SEL["k"], "task")
+DIAG2 = (
+    diagnostics_spec(
+        TABLE2["bases"], [TABLE2["task"]], TABLE2["strategies"], TABLE2["k"], "model"
+    )
+    if TABLE2
+    else None
+)
+
+
+rule regime:
+    input:
+        base="data/models/base/{base}",
+        final="data/models/expert/{base}/{task}/{seed}",
+        dataset=task_dataset,
+    output:
+        json="data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
+        sum="data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
+    log:
+        "logs/regime/{base}/{task}/{grad}/{seed}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        task=lambda w: as_json(task_spec(w)),
+        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        spec=lambda w: as_json(gradient_spec(w.grad)),
+        run_keys=lambda w: as_json(dict(w.items())),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data regime --base {input.base} --final {input.final} "
+        "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
+        "--spec {params.spec} --seed {wildcards.seed} --split-seed {params.split_seed} "
+        "--keys {params.run_keys} --threads {threads} --out {output.json} "
+        "--sum-out {output.sum} > {log} 2>&1"
+
+
+rule diagnostics:
+    input:
+        spec_files(DIAG1),
+    output:
+        md="figures/diagnostics.md",
+        csv=report(
+            "figures/diagnostics.csv",
+            caption="../report/diagnostics.rst",
+            category="Tables",
+            subcategory="Diagnostics",
+        ),
+    log:
+        "logs/diagnostics.log",
+    conda:
+        ENV
+    params:
+        spec=as_json(DIAG1),
+        stem=lambda w, output: output.md[: -len(".md")],
+    shell:
+        "weights2data diagnostics-table --spec {params.spec} --out-stem {params.stem} "
+        "> {log} 2>&1"
+
+
+rule diagnostics_table2:
+    input:
+        spec_files(DIAG2) if DIAG2 else [],
+    output:
+        md="figures/diagnostics_table2.md",
+        csv=report(
+            "figures/diagnostics_table2.csv",
+            caption="../report/diagnostics.rst",
+            category="Tables",
+            subcategory="Diagnostics",
+        ),
+    log:
+        "logs/diagnostics_table2.log",
+    conda:
+        ENV
+    params:
+        spec=as_json(DIAG2),
+        stem=lambda w, output: output.md[: -len(".md")],
+    shell:
+        "weights2data diagnostics-table --spec {params.spec} --out-stem {params.stem} "
+        "> {log} 2>&1"

@@ -1,0 +1,316 @@
+"""Regime diagnostics: does the paper's premise hold for this base / final pair?
+
+SELECT assumes that the weight difference Δ = θ0 − θf of the output layer points along the
+summed base-model gradient of the expert's true training texts (the paper's first-order
+argument). These numbers measure that, and where the expert's skill lives:
+
+- ``cos(S_true, Δ_c)``: the true texts' gradient sum, taken exactly as the store takes a pool
+  text's (same loss, projection, checkpoints), against Δ; SELECT's own objective is the mean
+  over checkpoints c of cos(S_c, Δ_c), so the same mean is reported;
+- the head / body split on the test split: accuracy of (W_final on h_final), (W_base on
+  h_final), (W_final on h_base) and (W_final − W_base on h_base), plus a linear probe on the
+  base's label-position states (how much a head alone could do with base features);
+- the relative drift ‖θf − θ0‖ / ‖θ0‖ per layer, and the mean cosine between base and final
+  label-position states (a body that turned far means the head alone cannot explain the skill).
+
+Evaluation side only: these read the true training set and never feed back into selection.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .alignment import checkpoint_cosines, mean_finite
+from .atomic import atomic_path, write_json, write_parquet
+from .data import num_classes_of, read_dataset, task_splits
+from .errors import UserError
+from .formats import label_token_ids
+from .gradients import head_inputs, load_gradient_store
+from .models import check_same_architecture, load_model, load_tokenizer, output_matrix
+
+# A layer is a transformer block (GPT-2 "h.3", Llama "layers.3", BERT "layer.3") or, outside
+# the blocks, the module that owns the parameter.
+_BLOCK = re.compile(r"^(.*?\.(?:h|layers|layer|blocks)\.\d+)\.")
+PROBE_L2 = 1e-3
+PROBE_STEPS = 200
+
+
+# --------------------------------------------------------------------------- head / body
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a classification text is turned into the label-position state (the finetune's)."""
+
+    num_classes: int
+    max_length: int
+    truncate: str
+    batch_size: int = 128
+
+
+@torch.no_grad()
+def label_states(model, tokenizer, texts: Sequence[str], enc: Encoding) -> np.ndarray:
+    """Final hidden states at the label position (N×d, float64), in batches."""
+    ids = label_token_ids(tokenizer, enc.num_classes)
+    parts = []
+    for start in range(0, len(texts), enc.batch_size):
+        chunk = list(texts[start : start + enc.batch_size])
+        inputs = head_inputs(
+            model,
+            tokenizer,
+            chunk,
+            np.zeros(len(chunk), dtype=np.int64),
+            loss="label_masked",
+            label_ids=ids,
+            max_length=enc.max_length,
+            truncate=enc.truncate,
+        )
+        parts.append(inputs.hidden.double().cpu().numpy())
+    width = output_matrix(model).shape[1]
+    return np.concatenate(parts) if parts else np.zeros((0, width))
+
+
+def label_rows(model, tokenizer, num_classes: int) -> np.ndarray:
+    """The C label rows of the output matrix (C×d, float64)."""
+    W = output_matrix(model).detach()
+    rows = torch.as_tensor(label_token_ids(tokenizer, num_classes), device=W.device)
+    return W[rows].double().cpu().numpy()
+
+
+def accuracy(rows: np.ndarray, states: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of argmax over the label logits ``states @ rowsᵀ``."""
+    if len(labels) == 0:
+        return math.nan
+    return float(((states @ rows.T).argmax(axis=1) == labels).mean())
+
+
+def probe_accuracy(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    num_classes: int,
+) -> float:
+    """Test accuracy of an L2-regularised multinomial logistic regression (L-BFGS, float64).
+
+    Features are standardised with the training mean and std; the fit is deterministic.
+    """
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-8
+    x = torch.as_tensor((train_x - mean) / std)
+    y = torch.as_tensor(np.array(train_y), dtype=torch.long)
+    weight = torch.zeros((x.shape[1], num_classes), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], max_iter=PROBE_STEPS, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight + bias, y)
+        loss = loss + PROBE_L2 * (weight**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        logits = torch.as_tensor((test_x - mean) / std) @ weight + bias
+    return float((logits.argmax(dim=1).numpy() == test_y).mean())
+
+
+def head_body_split(
+    base,
+    final,
+    tokenizer,
+    test: tuple[list[str], np.ndarray],
+    enc: Encoding,
+    train: tuple[list[str], np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Which part of the finetune carries the skill, on labelled texts ``test``.
+
+    ``train`` (the expert's training texts) fits the linear probe on base features; without it
+    the probe is skipped.
+    """
+    texts, labels = test[0], np.asarray(test[1])
+    h_base = label_states(base, tokenizer, texts, enc)
+    h_final = label_states(final, tokenizer, texts, enc)
+    w_base = label_rows(base, tokenizer, enc.num_classes)
+    w_final = label_rows(final, tokenizer, enc.num_classes)
+    both = np.linalg.norm(h_base, axis=1) * np.linalg.norm(h_final, axis=1)
+    state_cos = np.einsum("nd,nd->n", h_base, h_final) / np.where(both > 0, both, np.inf)
+    out = {
+        "final_head_final_body": accuracy(w_final, h_final, labels),
+        "base_head_final_body": accuracy(w_base, h_final, labels),
+        "final_head_base_body": accuracy(w_final, h_base, labels),
+        "head_change_base_body": accuracy(w_final - w_base, h_base, labels),
+        "base_head_base_body": accuracy(w_base, h_base, labels),
+        "state_cos": float(state_cos.mean()) if len(texts) else math.nan,
+        "n_eval": int(len(texts)),
+    }
+    if train is not None and len(train[0]):
+        features = label_states(base, tokenizer, train[0], enc)
+        out["probe_base"] = probe_accuracy(
+            features, np.asarray(train[1]), h_base, labels, enc.num_classes
+        )
+    return out
+
+
+def layer_of(name: str) -> str:
+    """The layer a parameter belongs to: its block, else its owning module."""
+    found = _BLOCK.match(name)
+    return found.group(1) if found else name.rsplit(".", 1)[0]
+
+
+def layer_drift(base, final) -> list[dict]:
+    """‖θf − θ0‖ / ‖θ0‖ per layer, in parameter order (shared parameters counted once)."""
+    check_same_architecture(base, final)
+    finals = dict(final.named_parameters())
+    sums: dict[str, list[float]] = {}
+    for name, p0 in base.named_parameters():
+        diff = (finals[name].detach().double() - p0.detach().double()).pow(2).sum().item()
+        entry = sums.setdefault(layer_of(name), [0.0, 0.0, 0])
+        entry[0] += diff
+        entry[1] += p0.detach().double().pow(2).sum().item()
+        entry[2] += p0.numel()
+    return [
+        {
+            "layer": layer,
+            "params": int(n),
+            "relative_drift": math.sqrt(d / b) if b > 0 else math.nan,
+        }
+        for layer, (d, b, n) in sums.items()
+    ]
+
+
+def body_drift(base, final) -> float:
+    """Relative drift of every parameter outside the output matrix (the body, pooled)."""
+    head = output_matrix(base)
+    finals = dict(final.named_parameters())
+    diff = norm = 0.0
+    for name, p0 in base.named_parameters():
+        if p0 is head:
+            continue
+        diff += (finals[name].detach().double() - p0.detach().double()).pow(2).sum().item()
+        norm += p0.detach().double().pow(2).sum().item()
+    return math.sqrt(diff / norm) if norm > 0 else math.nan
+
+
+# --------------------------------------------------------------------------- S_true
+
+
+def truth_gradient_sum(
+    base_dir: Path,
+    final_dir: Path,
+    texts: list[str],
+    labels: np.ndarray | None,
+    spec: dict,
+    task: dict,
+    num_classes: int | None,
+    finetune: dict,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S_true, Δ): the true texts' summed gradients (C×D, float64) and the store's target.
+
+    Built by the store's own code with the store's spec and seed, so S_true lives in exactly
+    the space of the pool's gradients (same projection draw, same checkpoints, same loss).
+    """
+    from .selecting import gradient_store
+
+    labels = np.zeros(len(texts), dtype=np.int64) if labels is None else labels
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        frame = pd.DataFrame({"text": texts, "pseudolabel": np.asarray(labels, dtype=np.int64)})
+        write_parquet(folder / "truth.parquet", frame)
+        gradient_store(
+            base_dir,
+            final_dir,
+            folder / "truth.parquet",
+            spec,
+            task["type"],
+            num_classes,
+            finetune,
+            seed,
+            folder / "store",
+        )
+        grads, target, _ = load_gradient_store(folder / "store")
+        total = np.asarray(grads, dtype=np.float64).sum(axis=0)
+        return total, np.asarray(target, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RegimeInputs:
+    """The files and config slices of one regime job (one expert × one store variant)."""
+
+    base_dir: Path
+    final_dir: Path
+    dataset_path: Path
+    task: dict
+    finetune: dict
+    gradients: dict
+    seed: int
+    split_seed: int
+
+
+def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> dict:
+    """Every expert-side diagnostic of one expert; writes the JSON and S_true (``.npy``)."""
+    table = read_dataset(inputs.dataset_path)
+    splits = task_splits(table, inputs.task, inputs.seed, inputs.split_seed)
+    is_cls = inputs.task["type"] == "classification"
+    num_classes = num_classes_of(table) if is_cls else None
+    train = splits["train"]
+    total, target = truth_gradient_sum(
+        inputs.base_dir,
+        inputs.final_dir,
+        train["text"].tolist(),
+        train["label"].to_numpy() if is_cls else None,
+        inputs.gradients,
+        inputs.task,
+        num_classes,
+        inputs.finetune,
+        inputs.seed,
+    )
+    per_c = checkpoint_cosines(total, target)
+    base, final = load_model(inputs.base_dir), load_model(inputs.final_dir)
+    result = dict(
+        keys,
+        cos_truth_delta=mean_finite(per_c),
+        cos_truth_delta_per_checkpoint=per_c,
+        n_true=len(train),
+        num_classes=num_classes,
+        body_drift=body_drift(base, final),
+        layers=layer_drift(base, final),
+    )
+    if is_cls:
+        enc = Encoding(num_classes, inputs.finetune["max_length"], inputs.finetune["truncate"])
+        tokenizer = load_tokenizer(inputs.base_dir)
+        test = splits["test"]
+        result["head_body"] = head_body_split(
+            base,
+            final,
+            tokenizer,
+            (test["text"].tolist(), test["label"].to_numpy()),
+            enc,
+            train=(train["text"].tolist(), train["label"].to_numpy()),
+        )
+    with atomic_path(out_sum) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, total)
+    write_json(out_json, result)
+    return result
+
+
+def check_pair(base_dir: Path, final_dir: Path):
+    """Load a base and a final model and refuse a pair that cannot be a base and its finetune."""
+    base, final = load_model(base_dir), load_model(final_dir)
+    check_same_architecture(base, final)
+    if not any(
+        bool((p0 != p1).any()) for p0, p1 in zip(base.parameters(), final.parameters(), strict=True)
+    ):
+        raise UserError("the final model equals the base; give a finetune of this base.")
+    return base, final

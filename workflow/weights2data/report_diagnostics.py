@@ -1,0 +1,224 @@
+"""The diagnostics table: Table 1's (or 2's) companion that says whether SELECT's premise held.
+
+A ``spec`` names every file (the rule builds it; nothing here parses paths)::
+
+    {"group": "task",
+     "experts": [{"group": g, "seed": s, "regime": ".../regime.json"}, ...],
+     "runs": [{"group": g, "strategy": s, "seed": s, "selection": p, "store": dir,
+               "truth_sum": ".npy", "retrain": ".json", "regime": ".json"}, ...]}
+
+Per seed it writes one CSV row per expert (strategy "expert") and per run; the Markdown holds
+four small tables: the premise per group, each strategy's alignment beside its accuracy, the
+SELECT-vs-Random ordering check, and the paired differences.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from . import figstyle
+from .alignment import class_counts, load_sum, selection_alignment
+from .atomic import read_json, write_text
+from .gradients import load_gradient_store
+from .report import MISSING, format_number, markdown_table, suffixed, write_csv
+from .report_paired import paired_rows
+from .stats import CI_LEVEL, confidence_interval
+
+# cos(S_true, Δ) at or above this: Δ is a usable gradient direction (the premise holds).
+PREMISE_THRESHOLD = 0.6
+HEAD_BODY = (
+    ("final_head_final_body", "W_f·h_f"),
+    ("base_head_final_body", "W_b·h_f"),
+    ("final_head_base_body", "W_f·h_b"),
+    ("head_change_base_body", "ΔW·h_b"),
+    ("probe_base", "Probe h_b"),
+)
+
+
+def _cell(values, decimals: int, scale: float = 1.0) -> str:
+    stats = confidence_interval([v * scale for v in values])
+    if stats["n"] == 0:
+        return MISSING
+    text = format_number(stats["mean"], decimals)
+    if stats["n"] > 1 and math.isfinite(stats["ci"]):
+        text += " ± " + format_number(stats["ci"], decimals)
+    return text
+
+
+def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
+    """One row per expert: cos(S_true, Δ), drift and the head / body split."""
+    rows = []
+    for item in experts:
+        record = read_json(item["regime"])
+        split = record.get("head_body", {})
+        rows.append(
+            {
+                "group": item["group"],
+                "strategy": "expert",
+                "seed": int(item["seed"]),
+                "cos_truth_delta": record["cos_truth_delta"],
+                "body_drift": record["body_drift"],
+                "state_cos": split.get("state_cos", math.nan),
+                **{key: split.get(key, math.nan) for key, _ in HEAD_BODY},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_rows(runs: list[Mapping]) -> pd.DataFrame:
+    """One row per selection: alignment with S_true and Δ, class counts, retrained accuracy."""
+    stores: dict[str, tuple] = {}
+    rows = []
+    for run in runs:
+        if run["store"] not in stores:
+            grads, target, _ = load_gradient_store(run["store"])
+            stores[run["store"]] = (grads, target)
+        grads, target = stores[run["store"]]
+        selection = pd.read_parquet(run["selection"], columns=["index", "pseudolabel"])
+        result = read_json(run["retrain"])
+        row = {
+            "group": run["group"],
+            "strategy": run["strategy"],
+            "seed": int(run["seed"]),
+            **selection_alignment(grads, target, load_sum(run["truth_sum"]), selection),
+            "acc": result.get("test_acc", math.nan),
+            "bacc": result.get("test_balanced_acc", math.nan),
+            "ppl": result.get("test_ppl", math.nan),
+        }
+        classes = read_json(run["regime"]).get("num_classes")
+        if classes:
+            row["class_counts"] = "/".join(map(str, class_counts(selection, classes)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _premise_table(experts: pd.DataFrame, group: str) -> str:
+    header = [group.capitalize(), "cos(S_true, Δ)", "Premise"]
+    header += [label for _, label in HEAD_BODY] + ["Body drift", "cos(h_b, h_f)"]
+    body = []
+    for g, sub in experts.groupby("group", sort=True):
+        cos = confidence_interval(sub["cos_truth_delta"])
+        verdict = MISSING
+        if cos["n"]:
+            verdict = "holds" if cos["mean"] >= PREMISE_THRESHOLD else "fails"
+        cells = [str(g), _cell(sub["cos_truth_delta"], 3), verdict]
+        cells += [_cell(sub[key].dropna(), 1, 100.0) for key, _ in HEAD_BODY]
+        cells += [_cell(sub["body_drift"], 3), _cell(sub["state_cos"].dropna(), 3)]
+        body.append(cells)
+    return markdown_table(header, body, "l" + "r" * (len(header) - 1))
+
+
+def _selections_table(runs: pd.DataFrame, group: str) -> str:
+    is_cls = runs["acc"].notna().any()
+    header = [group.capitalize(), "Strategy", "cos(S_sel, S_true)", "cos(S_sel, Δ)"]
+    header += ["Acc (%)", "BAcc (%)", "Classes (seed 0…)"] if is_cls else ["PPL"]
+    body = []
+    rank = {s: i for i, s in enumerate(figstyle.sort_strategies(runs["strategy"]))}
+    ordered = runs.assign(order=runs["strategy"].map(rank))
+    for (g, _, strategy), sub in ordered.groupby(["group", "order", "strategy"], sort=True):
+        cells = [str(g), figstyle.display_name(strategy)]
+        cells += [_cell(sub["cos_sel_truth"], 3), _cell(sub["cos_sel_delta"], 3)]
+        if is_cls:
+            counts = sub.sort_values("seed")["class_counts"].fillna(MISSING)
+            cells += [_cell(sub["acc"], 1, 100.0), _cell(sub["bacc"].dropna(), 1, 100.0)]
+            cells.append("; ".join(counts))
+        else:
+            cells.append(_cell(sub["ppl"], 2))
+        body.append(cells)
+    return markdown_table(header, body, "ll" + "r" * (len(header) - 2))
+
+
+def ordering_check(runs: pd.DataFrame, metric: str, higher_is_better: bool = True) -> pd.DataFrame:
+    """Per group: seeds where cos(S_sel, S_true) ordered SELECT vs Random as ``metric`` did."""
+    rows = []
+    for g, sub in runs.groupby("group", sort=True):
+        pivot = sub.pivot_table(index="seed", columns="strategy", values=["cos_sel_truth", metric])
+        if ("cos_sel_truth", "select") not in pivot or ("cos_sel_truth", "random") not in pivot:
+            continue
+        d_cos = pivot[("cos_sel_truth", "select")] - pivot[("cos_sel_truth", "random")]
+        d_metric = pivot[(metric, "select")] - pivot[(metric, "random")]
+        if not higher_is_better:
+            d_metric = -d_metric
+        valid = d_cos.notna() & d_metric.notna()
+        agree = int(((d_cos > 0) == (d_metric > 0))[valid].sum())
+        rows.append({"group": g, "agree": agree, "seeds": int(valid.sum())})
+    return pd.DataFrame(rows, columns=["group", "agree", "seeds"])
+
+
+def _paired_table(runs: pd.DataFrame, group: str) -> str:
+    frame = runs.rename(columns={"group": group})
+    is_cls = runs["acc"].notna().any()
+    metrics = [("cos_sel_truth", "cos(S_sel, S_true)", 1.0, 3, True)]
+    if is_cls:
+        metrics += [
+            ("acc", "Acc (points)", 100.0, 1, True),
+            ("bacc", "BAcc (points)", 100.0, 1, True),
+        ]
+    else:
+        metrics += [("ppl", "PPL", 1.0, 2, False)]
+    body = []
+    for key, label, scale, decimals, higher in metrics:
+        rows = paired_rows(frame, group, key, scale=scale, higher_is_better=higher)
+        for row in rows[rows["strategy"] == "select"].to_dict("records"):
+            interval = MISSING
+            if row["seeds"] >= 2:
+                low, high = (
+                    format_number(row["low"], decimals),
+                    format_number(row["high"], decimals),
+                )
+                interval = f"[{low}, {high}]"
+            verdict = ("better" if row["better"] else "worse") + (
+                ", significant" if row["significant"] else ""
+            )
+            mean = format_number(row["mean_diff"], decimals)
+            body.append([str(row[group]), label, mean, interval, verdict])
+    header = [
+        group.capitalize(),
+        "SELECT − Random",
+        "Mean Δ",
+        f"{int(CI_LEVEL * 100)}% CI",
+        "Verdict",
+    ]
+    return markdown_table(header, body, "llrrl")
+
+
+def write_diagnostics(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
+    """``{out_stem}.csv`` (one row per expert and run and seed) and ``{out_stem}.md``."""
+    group = spec.get("group", "task")
+    experts = expert_rows(spec["experts"])
+    runs = run_rows(spec["runs"])
+    tidy = pd.concat([experts, runs], ignore_index=True).rename(columns={"group": group})
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), tidy)}
+    is_cls = runs["acc"].notna().any() if len(runs) else True
+    order = ordering_check(runs, "acc" if is_cls else "ppl", higher_is_better=is_cls)
+    agree = "; ".join(
+        f"{r['group']}: {r['agree']} of {r['seeds']}" for r in order.to_dict("records")
+    )
+    md = [
+        "### Premise: is Δ a gradient direction?\n",
+        _premise_table(experts, group),
+        f"\ncos(S_true, Δ) = cosine of the base-model gradient sum of the expert's true training "
+        f"texts with Δ = θ0 − θf, in the store's space (mean over checkpoints); the premise "
+        f"holds at ≥ {PREMISE_THRESHOLD}. Head / body split on the test split (%): W_f·h_f the "
+        "expert itself, W_b·h_f the base label rows on the final body, W_f·h_b the final rows on "
+        "the base body, ΔW·h_b the head change alone on base features, Probe h_b a linear "
+        "probe on base features fitted on the true training texts. Body drift = ‖θf − θ0‖ / "
+        "‖θ0‖ outside the output matrix; cos(h_b, h_f) = mean cosine of base and final "
+        "label-position states.\n",
+        "### Selections: alignment beside accuracy\n",
+        _selections_table(runs, group) if len(runs) else "No runs.\n",
+        "\nClasses = selected texts per pseudolabel, one list per seed.\n",
+        "### SELECT − Random, paired by seed\n",
+        _paired_table(runs, group) if len(runs) else "No runs.\n",
+        f"\nOrdering check: seeds where cos(S_sel, S_true) ordered SELECT vs Random as the "
+        f"retrained {'accuracy' if is_cls else 'perplexity'} did: {agree or MISSING}. Cells are "
+        f"mean ± half-width of the {int(CI_LEVEL * 100)}% Student-t interval over seeds.\n",
+    ]
+    paths["md"] = suffixed(out_stem, ".md")
+    write_text(paths["md"], "\n".join(md))
+    return paths

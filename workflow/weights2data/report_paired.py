@@ -1,0 +1,113 @@
+"""Paired comparisons of strategies over seeds: does SELECT beat Random, and by how much?
+
+Per seed, both strategies share the expert, the seed pool and the test split, so the fair test
+is on the per-seed difference: its mean and 95% Student-t interval (``stats.paired_difference``).
+A gap is called significant when that interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import figstyle
+from .atomic import write_text
+from .report import MISSING, format_number, markdown_table, suffixed, write_csv
+from .stats import CI_LEVEL, paired_difference
+
+# (strategy, reference) pairs compared in every table that has both.
+PAIRS: tuple[tuple[str, str], ...] = (("select", "random"), ("select_batch", "random"))
+
+
+def paired_rows(
+    records: pd.DataFrame,
+    group: str,
+    metric: str,
+    *,
+    scale: float = 1.0,
+    higher_is_better: bool = True,
+    pairs: Sequence[tuple[str, str]] = PAIRS,
+) -> pd.DataFrame:
+    """One row per group × pair: mean of (a − b) over shared seeds, CI, and the verdict."""
+    rows = []
+    for g, sub in records.groupby(group, sort=True):
+        by_strategy = {
+            s: dict(zip(part["seed"].astype(int), part[metric].astype(float) * scale, strict=True))
+            for s, part in sub.groupby("strategy")
+        }
+        for a, b in pairs:
+            if a not in by_strategy or b not in by_strategy:
+                continue
+            diff = paired_difference(by_strategy[a], by_strategy[b])
+            better = diff["mean"] > 0 if higher_is_better else diff["mean"] < 0
+            rows.append(
+                {
+                    group: str(g),
+                    "strategy": a,
+                    "reference": b,
+                    "metric": metric,
+                    "mean_diff": diff["mean"],
+                    "ci95": diff["ci"],
+                    "low": diff["low"],
+                    "high": diff["high"],
+                    "seeds": diff["seeds"],
+                    "better": bool(better) if diff["seeds"] else None,
+                    "significant": diff["significant"],
+                }
+            )
+    columns = [group, "strategy", "reference", "metric", "mean_diff", "ci95", "low", "high"]
+    return pd.DataFrame(rows, columns=columns + ["seeds", "better", "significant"])
+
+
+def _verdict(row: dict) -> str:
+    if not row["seeds"]:
+        return MISSING
+    side = "better" if row["better"] else "worse"
+    return f"{side}, significant" if row["significant"] else f"{side}, not significant"
+
+
+def write_paired_table(
+    rows: pd.DataFrame, group: str, labels: dict[str, tuple[str, int]], out_stem: str | os.PathLike
+) -> dict[str, Path]:
+    """``{out_stem}.csv`` (tidy) and ``{out_stem}.md``: one line per group × pair × metric.
+
+    ``labels`` maps a metric key to (display label, decimals).
+    """
+    paths = {"csv": write_csv(suffixed(out_stem, ".csv"), rows)}
+    body = []
+    for row in rows.to_dict("records"):
+        label, decimals = labels.get(row["metric"], (row["metric"], 3))
+        interval = (
+            f"[{format_number(row['low'], decimals)}, {format_number(row['high'], decimals)}]"
+            if row["seeds"] >= 2
+            else MISSING
+        )
+        pair = (
+            f"{figstyle.display_name(row['strategy'])} − {figstyle.display_name(row['reference'])}"
+        )
+        mean = format_number(row["mean_diff"], decimals)
+        body.append(
+            [str(row[group]), pair, label, mean, interval, str(row["seeds"]), _verdict(row)]
+        )
+    level = f"{int(CI_LEVEL * 100)}%"
+    header = [
+        group.capitalize(),
+        "Comparison",
+        "Metric",
+        "Mean Δ",
+        f"{level} CI",
+        "Seeds",
+        "Verdict",
+    ]
+    md = markdown_table(header, body, "lllrrrl")
+    md += (
+        "\nΔ = per-seed difference (strategy − reference), averaged over the seeds both ran; "
+        f"the interval is the {level} Student-t interval of that mean (n − 1 degrees of "
+        "freedom). Significant = the interval excludes 0.\n"
+    )
+    paths["md"] = suffixed(out_stem, ".md")
+    write_text(paths["md"], md)
+    return paths
