@@ -255,6 +255,25 @@ def test_sweep_report_lines_and_reference(tmp_path):
     assert {"K", "strategy", "mean", "ci95", "n"} <= set(csv.columns)
 
 
+def test_sweep_report_carries_the_premise_diagnostic(tmp_path):
+    runs = []
+    for seed in (0, 1):
+        for count, cos in ((1, 0.3), (4, 0.6)):
+            path = _retrain(tmp_path / f"s{count}{seed}.json", acc=0.5, loss=1.0)
+            regime = tmp_path / f"regime{count}{seed}.json"
+            regime.write_text(json.dumps({"cos_truth_delta": cos + seed / 10}))
+            runs.append(
+                {"x": count, "strategy": "select", "seed": seed, "retrain": path, "regime": regime}
+            )
+    frame = ab.collect(runs)
+    assert frame["cos_truth_delta"].tolist() == [0.3, 0.6, 0.4, 0.7]
+    spec = {"runs": runs, "x_name": "C", "metrics": ["acc", "cos_truth_delta"]}
+    stem = tmp_path / "out" / "checkpoints"
+    ab.write_report("sweep", spec, stem)
+    md = Path(f"{stem}.md").read_text()
+    assert "cos(S_true, Δ)" in md and "0.650 ± 0.635" in md  # t(0.975, 1) · 0.0707
+
+
 def test_leakage_report_has_recovery(tmp_path):
     pool = pd.DataFrame({"text": list("abcdef"), "is_true": [True, True, False] * 2})
     pool.to_parquet(tmp_path / "pool.parquet")

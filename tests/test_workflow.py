@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from .project_copy import BIN, ROOT, copy_project, git, run, smoke_config
@@ -71,6 +72,15 @@ def check_smoke_outputs(project: Path) -> None:
         assert f"| {row} |" in table1
     assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
     assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
+    for name in ("table1_paired", "table2_paired", "diagnostics", "diagnostics_table2"):
+        assert (figures / f"{name}.csv").stat().st_size > 0, name
+    diagnostics = pd.read_csv(figures / "diagnostics.csv")
+    expert = diagnostics[diagnostics.strategy == "expert"]
+    assert expert["cos_truth_delta"].between(-1, 1).all()  # a real cosine from a real run
+    assert expert["final_head_final_body"].notna().all() and expert["probe_base"].notna().all()
+    runs = diagnostics[diagnostics.strategy != "expert"]
+    assert runs["cos_sel_truth"].between(-1, 1).all() and runs["class_counts"].notna().all()
+    assert "| SELECT |" in (figures / "diagnostics.md").read_text()
     for name in ("scaling", "leakage", "replacement", "projection", "seed_pools", "optimizer"):
         assert (figures / "ablations" / f"{name}.png").stat().st_size > 0, name
     assert (figures / "ablations" / "checkpoints.png").stat().st_size > 0

@@ -8,7 +8,7 @@ CHECKPOINTS = checkpoints_spec()
 
 rule ablation_checkpoints:
     input:
-        [r["retrain"] for r in CHECKPOINTS["runs"]],
+        sweep_inputs(CHECKPOINTS),
     output:
         csv=report(
             "figures/ablations/checkpoints.csv",

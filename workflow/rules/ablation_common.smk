@@ -85,6 +85,21 @@ def replacement_spec():
     }
 
 
+def regime_of(task, grad, strategy, seed):
+    """A store-reading run's regime file ({} for strategies that read no store)."""
+    if strategy not in NEEDS_STORE:
+        return {}
+    return {"regime": regime_file(BASE, task, grad, seed, "json")}
+
+
+def sweep_inputs(spec):
+    """The files a sweep report reads: every run's retraining and regime diagnostics."""
+    runs = spec["runs"]
+    return [r["retrain"] for r in runs] + sorted(
+        {r["regime"] for r in runs if "regime" in r}
+    )
+
+
 def projection_spec():
     section = ablation("projection")
     if not section:
@@ -110,6 +125,7 @@ def projection_spec():
                         "strategy": s,
                         "seed": seed,
                         "retrain": path,
+                        **regime_of(task, grad, s, seed),
                     }
                 )
         for s in section["reference"]:
@@ -120,6 +136,7 @@ def projection_spec():
         "x_name": "k",
         "x_label": "Projection dimension k",
         "log_x": True,
+        "metrics": ["acc", "cos_truth_delta"],
         "note": f"Task {task}, K = {k}, gradient loss {section['loss']}, "
         f"{section['projection']} sketch; dashed lines do not depend on k.",
     }
@@ -237,7 +254,15 @@ def checkpoints_spec():
                 path = run_path(
                     "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
                 )
-                runs.append({"x": count, "strategy": s, "seed": seed, "retrain": path})
+                runs.append(
+                    {
+                        "x": count,
+                        "strategy": s,
+                        "seed": seed,
+                        "retrain": path,
+                        **regime_of(task, grad, s, seed),
+                    }
+                )
         for s in section["reference"]:
             path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
             runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
@@ -246,5 +271,6 @@ def checkpoints_spec():
         "x_name": "C",
         "x_label": "Interpolated checkpoints C",
         "log_x": True,
+        "metrics": ["acc", "cos_truth_delta"],
         "note": f"Task {task}, K = {k}; dashed lines need no gradients.",
     }

@@ -7,7 +7,7 @@ PROJECTION = projection_spec()
 
 rule ablation_projection:
     input:
-        [r["retrain"] for r in PROJECTION["runs"]],
+        sweep_inputs(PROJECTION),
     output:
         csv=report(
             "figures/ablations/projection.csv",

@@ -38,6 +38,7 @@ METRICS: dict[str, tuple[str, float, int]] = {
     "otd": ("OT distance (sq. Euclidean)", 1.0, 3),
     "precision": ("Recovery precision (%)", 100.0, 1),
     "recall": ("Recovery recall (%)", 100.0, 1),
+    "cos_truth_delta": ("cos(S_true, Δ)", 1.0, 3),
 }
 
 # Short tokens of gradient-spec keys in variant names ("main" is the config's own spec).
@@ -332,11 +333,11 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
     """One row per run: its coordinates plus the metrics its files hold.
 
     ``retrain`` → acc / loss / ppl; ``similarity`` → vocab, otd; ``selection`` + ``pool_file`` →
-    recovery precision and recall.
+    recovery precision and recall; ``regime`` → cos_truth_delta (the premise diagnostic).
     """
     if not runs:
         raise UserError("no runs to report; the ablation's sweep lists are empty.")
-    files = ("retrain", "similarity", "selection", "pool_file")
+    files = ("retrain", "similarity", "selection", "pool_file", "regime")
     rows = []
     for run in runs:
         row = {k: v for k, v in run.items() if k not in files}
@@ -345,6 +346,8 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
         if run.get("similarity"):
             sim = read_json(run["similarity"])
             row.update(vocab=float(sim["vocab"]), otd=float(sim["otd"]))
+        if run.get("regime"):
+            row["cos_truth_delta"] = float(read_json(run["regime"])["cos_truth_delta"])
         if run.get("selection") and run.get("pool_file"):
             row.update(
                 recovery_of(pd.read_parquet(run["selection"]), pd.read_parquet(run["pool_file"]))
@@ -517,7 +520,7 @@ def sweep_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
     return _sweep_outputs(
         frame,
         out_stem,
-        [metric],
+        spec.get("metrics") or [metric],
         x_name=spec.get("x_name", "x"),
         x_label=spec.get("x_label", "x"),
         log_x=bool(spec.get("log_x", False)),
