@@ -356,3 +356,33 @@ def test_ordering_check_counts_disagreements():
     )
     row = ordering_check(runs, "acc").iloc[0]
     assert (row["agree"], row["seeds"]) == (1, 2)
+
+
+def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
+    from weights2data.data import write_dataset
+
+    rows = [
+        {"text": f"{s} {split} {i}", "label": int(LABELS[i % len(LABELS)]), "split": split}
+        for split in ("train", "val", "test")
+        for i, s in enumerate(SENTENCES)
+    ]
+    table = pd.DataFrame(rows)
+    table["label_name"] = table["label"].map({0: "a", 1: "b", 2: "c"})
+    table["group"] = table["text"]
+    write_dataset(table, tmp_path / "task.parquet")
+    task = {"type": "classification", "train_size": 24, "val_size": 6, "test_size": 12}
+    spec = {"k": 64, "projection": "auto", "checkpoints": 2}
+    out, total = tmp_path / "regime.json", tmp_path / "regime.npy"
+    argv = ["regime", "--base", str(pair / "base"), "--final", str(pair / "final")]
+    argv += ["--dataset", str(tmp_path / "task.parquet"), "--task", json.dumps(task)]
+    argv += ["--finetune", json.dumps(FINETUNE), "--spec", json.dumps(spec), "--seed", "0"]
+    argv += ["--keys", '{"task": "t"}', "--out", str(out), "--sum-out", str(total)]
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["task"] == "t" and record["num_classes"] == 3 and record["n_true"] == 24
+    assert len(record["cos_truth_delta_per_checkpoint"]) == 2
+    assert record["cos_truth_delta"] == pytest.approx(
+        np.mean(record["cos_truth_delta_per_checkpoint"])
+    )
+    assert record["head_body"]["n_eval"] == 12 and 0 <= record["head_body"]["probe_base"] <= 1
+    assert np.load(total).shape == (2, 3 * 32)  # C × (label rows · d)
