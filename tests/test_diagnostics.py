@@ -386,3 +386,24 @@ def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
     )
     assert record["head_body"]["n_eval"] == 12 and 0 <= record["head_body"]["probe_base"] <= 1
     assert np.load(total).shape == (2, 3 * 32)  # C × (label rows · d)
+
+
+def test_paired_table_files(tmp_path):
+    from weights2data.report_paired import write_paired_table
+
+    records = pd.DataFrame(
+        {
+            "task": ["a"] * 6 + ["b"] * 2,
+            "strategy": ["select", "random"] * 3 + ["select", "random"],
+            "seed": [0, 0, 1, 1, 2, 2, 0, 0],
+            "acc": [0.50, 0.40, 0.52, 0.41, 0.49, 0.40, 0.3, 0.4],
+        }
+    )
+    rows = paired_rows(records, "task", "acc", scale=100.0)
+    paths = write_paired_table(rows, "task", {"acc": ("Acc (points)", 1)}, tmp_path / "p")
+    md = paths["md"].read_text()
+    # a: differences 10, 11, 9 -> mean 10.0, CI 10 ± 2.48; b: one seed, no interval
+    row_a = "| a | SELECT − Random | Acc (points) | 10.0 | [7.5, 12.5] | 3 | better, significant |"
+    assert row_a in md
+    assert "| b | SELECT − Random | Acc (points) | -10.0 | — | 1 | worse, not significant |" in md
+    assert len(pd.read_csv(paths["csv"])) == 2
