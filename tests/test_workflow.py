@@ -20,24 +20,26 @@ def test_default_dag_dry_runs_and_lints():
     assert "good condition" in lint
 
 
+def _dry_run(profile: str, folder: Path) -> str:
+    command = [str(BIN / "snakemake"), "-n", "--configfile", str(ROOT / "config" / profile)]
+    command += ["--directory", str(folder), "--snakefile", str(ROOT / "Snakefile")]
+    return run(command, ROOT)
+
+
 def test_paper_profile_dry_runs(tmp_path):
     """The GPU profile's whole DAG resolves here (nothing runs: it only dry-runs)."""
-    out = run(
-        [
-            str(BIN / "snakemake"),
-            "-n",
-            "--configfile",
-            str(ROOT / "config" / "paper.yaml"),
-            "--directory",
-            str(tmp_path),
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-        ],
-        ROOT,
-    )
+    out = _dry_run("paper.yaml", tmp_path)
     for rule in ("pretrain_base", "finetune_expert", "gradient_store", "retrain", "table2"):
         assert rule in out
+    assert "regime" in out and "diagnostics_table2" in out
     assert "Config file config.yaml is extended" not in out  # profiles replace the default
+
+
+def test_premise_profile_dry_runs(tmp_path):
+    """The premise-levers profile: balanced tasks, C = 4, Random and SELECT, no Table 2."""
+    out = _dry_run("premise.yaml", tmp_path)
+    assert "wiki_balanced" in out and "sms_balanced" in out and "diagnostics" in out
+    assert "table2" not in out and "ablation_" not in out
 
 
 # Rules whose outputs the DVC stages own; a job leaves its log under logs/<rule>/.
