@@ -44,3 +44,25 @@ def tiny_gpt2(tiny_tokenizer):
         tie_word_embeddings=True,
     )
     return GPT2LMHeadModel(cfg).eval()
+
+
+def save_finetuned_pair(root, tokenizer, labels, *, n_layer: int = 1, extra: dict | None = None):
+    """A tiny GPT-2 base and a real 3-class finetune of it, saved as root/base and root/final."""
+    import copy
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from weights2data.models import save_model
+    from weights2data.train import TrainConfig, finetune
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=32, n_embd=32, n_layer=n_layer, n_head=2
+    )
+    base = GPT2LMHeadModel(cfg)
+    save_model(base, tokenizer, root / "base")
+    train_cfg = TrainConfig(num_classes=3, lr=3e-3, batch_size=8, epochs=2, max_length=16)
+    data = (SENTENCES, labels)
+    final, _ = finetune(copy.deepcopy(base), tokenizer, data, data, train_cfg, 0, progress=False)
+    save_model(final, tokenizer, root / "final", extra=extra)
+    return root

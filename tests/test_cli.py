@@ -7,13 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from weights2data.cli import main
 from weights2data.models import save_model
-from weights2data.train import TrainConfig, finetune
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, save_finetuned_pair
 
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
 
@@ -21,18 +19,8 @@ LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, tiny_tokenizer):
     """A tiny base and a real 3-class finetune of it, saved as HF folders."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tiny_tokenizer), n_positions=32, n_embd=32, n_layer=1, n_head=2)
-    base = GPT2LMHeadModel(cfg)
-    save_model(base, tiny_tokenizer, root / "base")
-    train_cfg = TrainConfig(num_classes=3, lr=3e-3, batch_size=8, epochs=2, max_length=16)
-    final, _ = finetune(
-        base, tiny_tokenizer, (SENTENCES, LABELS), (SENTENCES, LABELS), train_cfg, 0, progress=False
-    )
-    save_model(final, tiny_tokenizer, root / "final", extra={"metrics": {"num_classes": 3}})
+    save_finetuned_pair(root, tiny_tokenizer, LABELS, extra={"metrics": {"num_classes": 3}})
     pool = root / "pool.csv"
     texts = [f"{s} number {i}" for i, s in enumerate(SENTENCES * 2)]
     pd.DataFrame({"body": texts}).to_csv(pool, index=False)

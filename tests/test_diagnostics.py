@@ -32,13 +32,13 @@ from weights2data.diagnostics import (
 )
 from weights2data.errors import UserError
 from weights2data.gradients import per_example_gradients, target_direction
-from weights2data.models import load_model, output_matrix, save_model
+from weights2data.models import load_model, output_matrix
 from weights2data.report_diagnostics import ordering_check, write_diagnostics
 from weights2data.report_paired import paired_rows
 from weights2data.stats import paired_difference
-from weights2data.train import TrainConfig, balanced_accuracy, finetune
+from weights2data.train import TrainConfig, balanced_accuracy
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, save_finetuned_pair
 
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
 FINETUNE = {"max_length": 16, "truncate": "left", "loss": "label_masked"}
@@ -147,26 +147,8 @@ def test_selection_alignment_matches_numpy():
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, tiny_tokenizer):
-    """A tiny base and a real 3-class finetune of it, saved as HF folders."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    root = tmp_path_factory.mktemp("pair")
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tiny_tokenizer), n_positions=32, n_embd=32, n_layer=2, n_head=2)
-    base = GPT2LMHeadModel(cfg)
-    save_model(base, tiny_tokenizer, root / "base")
-    train_cfg = TrainConfig(num_classes=3, lr=3e-3, batch_size=8, epochs=2, max_length=16)
-    final, _ = finetune(
-        copy.deepcopy(base),
-        tiny_tokenizer,
-        (SENTENCES, LABELS),
-        (SENTENCES, LABELS),
-        train_cfg,
-        0,
-        progress=False,
-    )
-    save_model(final, tiny_tokenizer, root / "final")
-    return root
+    """A tiny two-block base and a real 3-class finetune of it, saved as HF folders."""
+    return save_finetuned_pair(tmp_path_factory.mktemp("pair"), tiny_tokenizer, LABELS, n_layer=2)
 
 
 def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
