@@ -1,7 +1,7 @@
 """Cosines between gradient sums and Δ: the quantities SELECT's premise is about (numpy only).
 
 SELECT's objective is the mean over checkpoints c of cos(S_c, Δ_c), so every alignment here is
-reported the same way. No torch import: the table jobs that read stores stay light.
+reported the same way. Pure numpy, so it runs on memmapped stores of any size.
 """
 
 from __future__ import annotations
