@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sketch.py
 	$(BIN)/python benchmarks/bench_select.py
 	$(BIN)/python benchmarks/bench_metric_startup.py
+	$(BIN)/python benchmarks/bench_base_step.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html
