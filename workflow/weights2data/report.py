@@ -119,6 +119,12 @@ class Cell(NamedTuple):
 EMPTY = Cell(math.nan, math.nan, math.nan, 0)
 
 
+def cell_of(values, scale: float = 1.0) -> Cell:
+    """The cell of some per-seed values (NaN dropped), scaled for display."""
+    stats = confidence_interval(np.asarray(values, dtype=float) * scale)
+    return Cell(stats["mean"], stats["std"], stats["ci"], stats["n"])
+
+
 def _md_escape(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
@@ -213,11 +219,7 @@ def _summary(frame: pd.DataFrame, group: str, metrics: Sequence[Metric]) -> dict
     out: dict[tuple, Cell] = {}
     for (g, strategy), sub in frame.groupby([group, "strategy"], sort=True):
         for m in metrics:
-            values = sub[m.key].dropna().to_numpy(dtype=float) * m.scale
-            stats = confidence_interval(values)
-            out[(str(g), str(strategy), m.key)] = Cell(
-                stats["mean"], stats["std"], stats["ci"], stats["n"]
-            )
+            out[(str(g), str(strategy), m.key)] = cell_of(sub[m.key].dropna(), m.scale)
     return out
 
 

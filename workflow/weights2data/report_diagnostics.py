@@ -25,9 +25,9 @@ from . import figstyle
 from .alignment import class_counts, load_sum, selection_alignment
 from .atomic import read_json, write_text
 from .gradients import load_gradient_store
-from .report import MISSING, format_number, markdown_table, suffixed, write_csv
-from .report_paired import paired_rows
-from .stats import CI_LEVEL, confidence_interval
+from .report import MISSING, cell_of, format_number, markdown_table, suffixed, write_csv
+from .report_paired import interval_text, paired_rows, verdict
+from .stats import CI_LEVEL
 
 # cos(S_true, Δ) at or above this: Δ is a usable gradient direction (the premise holds).
 PREMISE_THRESHOLD = 0.6
@@ -41,13 +41,7 @@ HEAD_BODY = (
 
 
 def _cell(values, decimals: int, scale: float = 1.0) -> str:
-    stats = confidence_interval([v * scale for v in values])
-    if stats["n"] == 0:
-        return MISSING
-    text = format_number(stats["mean"], decimals)
-    if stats["n"] > 1 and math.isfinite(stats["ci"]):
-        text += " ± " + format_number(stats["ci"], decimals)
-    return text
+    return cell_of(values, scale).text(decimals)
 
 
 def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
@@ -102,11 +96,11 @@ def _premise_table(experts: pd.DataFrame, group: str) -> str:
     header += [label for _, label in HEAD_BODY] + ["Body drift", "cos(h_b, h_f)"]
     body = []
     for g, sub in experts.groupby("group", sort=True):
-        cos = confidence_interval(sub["cos_truth_delta"])
-        verdict = MISSING
-        if cos["n"]:
-            verdict = "holds" if cos["mean"] >= PREMISE_THRESHOLD else "fails"
-        cells = [str(g), _cell(sub["cos_truth_delta"], 3), verdict]
+        cos = cell_of(sub["cos_truth_delta"])
+        premise = MISSING
+        if cos.n:
+            premise = "holds" if cos.mean >= PREMISE_THRESHOLD else "fails"
+        cells = [str(g), cos.text(3), premise]
         cells += [_cell(sub[key].dropna(), 1, 100.0) for key, _ in HEAD_BODY]
         cells += [_cell(sub["body_drift"], 3), _cell(sub["state_cos"].dropna(), 3)]
         body.append(cells)
@@ -165,18 +159,9 @@ def _paired_table(runs: pd.DataFrame, group: str) -> str:
     for key, label, scale, decimals, higher in metrics:
         rows = paired_rows(frame, group, key, scale=scale, higher_is_better=higher)
         for row in rows[rows["strategy"] == "select"].to_dict("records"):
-            interval = MISSING
-            if row["seeds"] >= 2:
-                low, high = (
-                    format_number(row["low"], decimals),
-                    format_number(row["high"], decimals),
-                )
-                interval = f"[{low}, {high}]"
-            verdict = ("better" if row["better"] else "worse") + (
-                ", significant" if row["significant"] else ""
-            )
             mean = format_number(row["mean_diff"], decimals)
-            body.append([str(row[group]), label, mean, interval, verdict])
+            interval = interval_text(row, decimals)
+            body.append([str(row[group]), label, mean, interval, verdict(row)])
     header = [
         group.capitalize(),
         "SELECT − Random",

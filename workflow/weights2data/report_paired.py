@@ -62,11 +62,19 @@ def paired_rows(
     return pd.DataFrame(rows, columns=columns + ["seeds", "better", "significant"])
 
 
-def _verdict(row: dict) -> str:
+def verdict(row: dict) -> str:
+    """ "better, significant", "worse, not significant", …; "—" when no seed was shared."""
     if not row["seeds"]:
         return MISSING
     side = "better" if row["better"] else "worse"
     return f"{side}, significant" if row["significant"] else f"{side}, not significant"
+
+
+def interval_text(row: dict, decimals: int) -> str:
+    """ "[low, high]" of a paired row; "—" with fewer than two seeds (no interval)."""
+    if row["seeds"] < 2:
+        return MISSING
+    return f"[{format_number(row['low'], decimals)}, {format_number(row['high'], decimals)}]"
 
 
 def write_paired_table(
@@ -80,18 +88,12 @@ def write_paired_table(
     body = []
     for row in rows.to_dict("records"):
         label, decimals = labels.get(row["metric"], (row["metric"], 3))
-        interval = (
-            f"[{format_number(row['low'], decimals)}, {format_number(row['high'], decimals)}]"
-            if row["seeds"] >= 2
-            else MISSING
-        )
+        interval = interval_text(row, decimals)
         pair = (
             f"{figstyle.display_name(row['strategy'])} − {figstyle.display_name(row['reference'])}"
         )
         mean = format_number(row["mean_diff"], decimals)
-        body.append(
-            [str(row[group]), pair, label, mean, interval, str(row["seeds"]), _verdict(row)]
-        )
+        body.append([str(row[group]), pair, label, mean, interval, str(row["seeds"]), verdict(row)])
     level = f"{int(CI_LEVEL * 100)}%"
     header = [
         group.capitalize(),

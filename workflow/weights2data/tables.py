@@ -44,12 +44,13 @@ def write_results_table(
         [_runs(retrain_paths, similarity_paths), _experts(expert_paths)], ignore_index=True
     )
     if kind == "classification":
-        if "test_balanced_acc" not in frame.columns:
-            frame["test_balanced_acc"] = float("nan")
         records = frame.rename(
             columns={"test_acc": "acc", "test_loss": "loss", "test_balanced_acc": "bacc"}
         )
-        records = records[["task", "strategy", "seed", "vocab", "otd", "acc", "bacc", "loss"]]
+        # reindex: runs recorded before balanced accuracy existed get an empty bacc
+        records = records.reindex(
+            columns=["task", "strategy", "seed", "vocab", "otd", "acc", "bacc", "loss"]
+        )
         table1(records, out_stem)
         paired = pd.concat(
             [paired_rows(records, "task", m, scale=100.0) for m in ("acc", "bacc")],
