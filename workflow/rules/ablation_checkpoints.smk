@@ -26,6 +26,8 @@ rule ablation_checkpoints:
         ),
     log:
         "logs/ablations/checkpoints.log",
+    benchmark:
+        "data/benchmarks/ablation_checkpoints.tsv"
     conda:
         ENV
     params:

@@ -19,6 +19,8 @@ rule leak_pool:
         "data/pools/leak_{task}_{frac}/{seed}.parquet",
     log:
         "logs/leak_pool/{task}_{frac}/{seed}.log",
+    benchmark:
+        "data/benchmarks/leak_pool/{task}_{frac}/{seed}.tsv"
     wildcard_constraints:
         frac=r"[0-9.]+",
     conda:
@@ -42,6 +44,8 @@ rule leak_embeddings:
         "data/embeddings/pools/leak_{task}_{frac}/{seed}.npy",
     log:
         "logs/leak_embeddings/{task}_{frac}/{seed}.log",
+    benchmark:
+        "data/benchmarks/leak_embeddings/{task}_{frac}/{seed}.tsv"
     wildcard_constraints:
         frac=r"[0-9.]+",
     conda:
@@ -77,6 +81,8 @@ rule ablation_leakage:
         ),
     log:
         "logs/ablations/leakage.log",
+    benchmark:
+        "data/benchmarks/ablation_leakage.tsv"
     conda:
         ENV
     params:

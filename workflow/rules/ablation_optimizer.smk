@@ -17,6 +17,8 @@ rule retrain_optimizer:
         f"data/ablations/optimizer/{{optimizer}}/retrain/{RUN_KEY}.json",
     log:
         f"logs/retrain_optimizer/{{optimizer}}/{RUN_KEY}.log",
+    benchmark:
+        f"data/benchmarks/retrain_optimizer/{{optimizer}}/{RUN_KEY}.tsv"
     wildcard_constraints:
         optimizer=r"[A-Za-z0-9_]+",
     conda:
@@ -57,6 +59,8 @@ rule ablation_optimizer:
         ),
     log:
         "logs/ablations/optimizer.log",
+    benchmark:
+        "data/benchmarks/ablation_optimizer.tsv"
     conda:
         ENV
     params:

@@ -25,6 +25,8 @@ rule ablation_projection:
         ),
     log:
         "logs/ablations/projection.log",
+    benchmark:
+        "data/benchmarks/ablation_projection.tsv"
     conda:
         ENV
     params:

@@ -15,6 +15,8 @@ rule replacement:
         f"data/ablations/replacement/{RUN_KEY}.json",
     log:
         f"logs/replacement/{RUN_KEY}.log",
+    benchmark:
+        f"data/benchmarks/replacement/{RUN_KEY}.tsv"
     conda:
         ENV
     params:
@@ -55,6 +57,8 @@ rule ablation_replacement:
         ),
     log:
         "logs/ablations/replacement.log",
+    benchmark:
+        "data/benchmarks/ablation_replacement.tsv"
     conda:
         ENV
     params:

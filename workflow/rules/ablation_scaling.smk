@@ -25,6 +25,8 @@ rule ablation_scaling:
         ),
     log:
         "logs/ablations/scaling.log",
+    benchmark:
+        "data/benchmarks/ablation_scaling.tsv"
     conda:
         ENV
     params:

@@ -25,6 +25,8 @@ rule ablation_seed_pools:
         ),
     log:
         "logs/ablations/seed_pools.log",
+    benchmark:
+        "data/benchmarks/ablation_seed_pools.tsv"
     conda:
         ENV
     params:

@@ -1,5 +1,7 @@
 import json
 import shlex
+import sys
+from pathlib import Path
 
 from weights2data.ablations import variant_name
 from weights2data.config import check_references, task_finetune
@@ -8,6 +10,16 @@ from weights2data.selection import NEEDS_STORE
 check_references(config)
 
 ENV = "../../envs/weights2data.yaml"
+
+# Jobs run the `weights2data` of the environment that runs Snakemake, activated or not. With
+# --use-conda (or a container) the job's own environment provides it instead.
+_ENV_BIN = Path(sys.executable).parent
+if (
+    _ENV_BIN / "weights2data"
+).exists() and not workflow.deployment_settings.deployment_method:
+    shell.prefix(
+        f'set -euo pipefail; export PATH={shlex.quote(str(_ENV_BIN))}:"$PATH"; '
+    )
 SEEDS = config["seeds"]
 BASE = config["base"]
 CLASSIFICATION = [
@@ -32,12 +44,26 @@ def dataset_path(name):
 
 
 def base_corpus(wildcards):
+    """What the base is made from: its corpus datasets, or the files of a local HF folder (so
+    that new weights there remake the base and everything after it)."""
     spec = config["bases"][wildcards.base]
-    return (
-        [dataset_path(d) for d in spec.get("corpus") or []]
-        if spec["kind"] == "pretrain"
-        else []
-    )
+    if spec["kind"] == "pretrain":
+        return [dataset_path(d) for d in spec.get("corpus") or []]
+    if spec["kind"] == "hf_folder":
+        folder = Path(spec["path"])
+        return (
+            sorted(str(f) for f in folder.iterdir() if f.is_file())
+            if folder.is_dir()
+            else []
+        )
+    return []
+
+
+def user_files(wildcards):
+    """A dataset's own file (``local:<path>``): an input, so that editing it reruns the dataset
+    and what depends on it."""
+    source = config["datasets"][wildcards.dataset]["source"]
+    return [source.removeprefix("local:")] if source.startswith("local:") else []
 
 
 SEL = config["selection"]

@@ -1,8 +1,12 @@
 rule dataset:
+    input:
+        user_files,
     output:
         "data/datasets/{dataset}.parquet",
     log:
         "logs/dataset/{dataset}.log",
+    benchmark:
+        "data/benchmarks/dataset/{dataset}.tsv"
     conda:
         ENV
     params:

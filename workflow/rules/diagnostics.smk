@@ -23,6 +23,8 @@ rule regime:
         sum="data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
     log:
         "logs/regime/{base}/{task}/{grad}/{seed}.log",
+    benchmark:
+        "data/benchmarks/regime/{base}/{task}/{grad}/{seed}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -55,6 +57,8 @@ rule diagnostics:
         ),
     log:
         "logs/diagnostics.log",
+    benchmark:
+        "data/benchmarks/diagnostics.tsv"
     conda:
         ENV
     params:
@@ -78,6 +82,8 @@ rule diagnostics_table2:
         ),
     log:
         "logs/diagnostics_table2.log",
+    benchmark:
+        "data/benchmarks/diagnostics_table2.tsv"
     conda:
         ENV
     params:

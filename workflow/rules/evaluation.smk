@@ -7,6 +7,8 @@ rule retrain:
         f"data/retrain/{RUN_KEY}.json",
     log:
         f"logs/retrain/{RUN_KEY}.log",
+    benchmark:
+        f"data/benchmarks/retrain/{RUN_KEY}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -32,6 +34,8 @@ rule embed_pool:
         "data/embeddings/pools/{pool}/{seed}.npy",
     log:
         "logs/embed_pool/{pool}/{seed}.log",
+    benchmark:
+        "data/benchmarks/embed_pool/{pool}/{seed}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -46,6 +50,8 @@ rule embed_truth:
         "data/embeddings/truth/{task}/{seed}.npy",
     log:
         "logs/embed_truth/{task}/{seed}.log",
+    benchmark:
+        "data/benchmarks/embed_truth/{task}/{seed}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -67,6 +73,8 @@ rule similarity:
         f"data/similarity/{RUN_KEY}.json",
     log:
         f"logs/similarity/{RUN_KEY}.log",
+    benchmark:
+        f"data/benchmarks/similarity/{RUN_KEY}.tsv"
     conda:
         ENV
     params:

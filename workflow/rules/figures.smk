@@ -11,6 +11,8 @@ rule experts_report:
         ),
     log:
         "logs/experts_report.log",
+    benchmark:
+        "data/benchmarks/experts_report.tsv"
     conda:
         ENV
     params:
@@ -49,6 +51,8 @@ rule table1:
         ),
     log:
         "logs/table1.log",
+    benchmark:
+        "data/benchmarks/table1.tsv"
     conda:
         ENV
     params:
@@ -89,6 +93,8 @@ rule table2:
         ),
     log:
         "logs/table2.log",
+    benchmark:
+        "data/benchmarks/table2.tsv"
     conda:
         ENV
     params:
@@ -113,6 +119,8 @@ rule table3:
         tex="figures/table3.tex",
     log:
         "logs/table3.log",
+    benchmark:
+        "data/benchmarks/table3.tsv"
     conda:
         ENV
     params:
@@ -143,6 +151,8 @@ rule class_balance:
         ),
     log:
         "logs/class_balance.log",
+    benchmark:
+        "data/benchmarks/class_balance.tsv"
     conda:
         ENV
     params:
@@ -168,3 +178,24 @@ rule datasets:
 rule bases:
     input:
         expand("data/models/base/{base}", base=config["bases"]),
+
+
+rule runtime:
+    input:
+        all_targets(),
+    output:
+        md="figures/runtime.md",
+        csv=report(
+            "figures/runtime.csv",
+            caption="../report/runtime.rst",
+            category="Runtime",
+        ),
+    log:
+        "logs/runtime.log",
+    conda:
+        ENV
+    params:
+        stem=lambda w, output: output.md[: -len(".md")],
+    shell:
+        "weights2data runtime-table --benchmarks data/benchmarks --logs logs "
+        "--out-stem {params.stem} > {log} 2>&1"

@@ -5,6 +5,8 @@ rule pretrain_base:
         directory("data/models/base/{base}"),
     log:
         "logs/pretrain_base/{base}.log",
+    benchmark:
+        "data/benchmarks/pretrain_base/{base}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -26,6 +28,8 @@ rule finetune_expert:
         metrics="data/metrics/expert/{base}/{task}/{seed}.json",
     log:
         "logs/finetune_expert/{base}/{task}/{seed}.log",
+    benchmark:
+        "data/benchmarks/finetune_expert/{base}/{task}/{seed}.tsv"
     conda:
         ENV
     threads: config["threads"]

@@ -5,6 +5,8 @@ rule pool_subset:
         "data/pools/{pool}/{seed}.parquet",
     log:
         "logs/pool_subset/{pool}/{seed}.log",
+    benchmark:
+        "data/benchmarks/pool_subset/{pool}/{seed}.tsv"
     conda:
         ENV
     params:
@@ -23,6 +25,8 @@ rule autolabel:
         "data/labels/{base}/{task}/{pool}/{seed}.parquet",
     log:
         "logs/autolabel/{base}/{task}/{pool}/{seed}.log",
+    benchmark:
+        "data/benchmarks/autolabel/{base}/{task}/{pool}/{seed}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -52,6 +56,8 @@ if SHARDS == 1:
             directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
         log:
             "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
+        benchmark:
+            "data/benchmarks/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.tsv"
         conda:
             ENV
         threads: config["threads"]
@@ -78,6 +84,8 @@ else:
             ),
         log:
             "logs/gradient_shard/{base}/{task}/{pool}/{grad}/{seed}/{shard}.log",
+        benchmark:
+            "data/benchmarks/gradient_shard/{base}/{task}/{pool}/{grad}/{seed}/{shard}.tsv"
         conda:
             ENV
         threads: config["threads"]
@@ -105,6 +113,8 @@ else:
             directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
         log:
             "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
+        benchmark:
+            "data/benchmarks/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.tsv"
         localrule: True
         conda:
             ENV
@@ -120,6 +130,8 @@ rule select:
         "data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet",
     log:
         "logs/select/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.log",
+    benchmark:
+        "data/benchmarks/select/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.tsv"
     conda:
         ENV
     params:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .cli_common import json_arg, threads_arg
 from .errors import UserError
+from .usage import usage_line
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
@@ -125,6 +127,7 @@ def _extra_registrations():
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(max(1, args.threads))
     try:
         args.func(args)
+        sys.stdout.flush()  # the step's own summary first, then what it cost
+        print(usage_line(args.command, started), file=sys.stderr)
     except UserError as exc:
         print(f"weights2data {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -70,7 +70,20 @@ def cmd_class_balance(args) -> None:
     write_class_balance(args.selections, args.task_datasets, args.out_stem)
 
 
+def cmd_runtime_table(args) -> None:
+    from .report_runtime import write_runtime
+
+    paths = write_runtime(Path(args.benchmarks), Path(args.logs), args.out_stem)
+    print(f"runtime table -> {paths['md']}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runtime-table", help="per rule: jobs, wall time, peak memory, CPU")
+    p.add_argument("--benchmarks", required=True, help="folder of Snakemake benchmark files")
+    p.add_argument("--logs", required=True, help="folder of the jobs' logs (peak memory)")
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_runtime_table)
+
     p = sub.add_parser("retrain", help="finetune a fresh base on a selection; test metrics")
     p.add_argument("--base", required=True)
     p.add_argument("--selection", required=True)

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .atomic import atomic_path
 from .errors import UserError
@@ -44,6 +43,7 @@ from .models import (
     output_matrix,
     weights_fingerprint,
 )
+from .progress import tqdm
 from .projection import DEFAULT_PROJECTION, Projector, make_projector
 
 LOSSES = ("label_masked", "full_vocab", "lm")

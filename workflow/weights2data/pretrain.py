@@ -12,12 +12,12 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .device import autocast, compute_device, device_of
 from .errors import UserError
 from .formats import LABEL_LETTERS, label_token_ids
 from .models import load_model, load_tokenizer, save_model
+from .progress import tqdm
 
 SPECIAL = "<|endoftext|>"
 
@@ -108,6 +108,7 @@ def pretrain_gpt2(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
+        activation_function="gelu_pytorch_tanh",  # GPT-2's GELU, fused (models.fast_gelu)
     )
     device = compute_device()
     model = GPT2LMHeadModel(model_cfg).to(device)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .device import autocast, device_of, to_device
 from .errors import UserError
 from .formats import encode_classification, encode_lm, label_token_ids, lm_targets
 from .models import final_hidden, output_matrix
+from .progress import tqdm
 
 LOSSES = ("label_masked", "full_vocab")
 OPTIMIZERS = ("adam", "adamw", "sgd")
