@@ -31,7 +31,7 @@ smoke: $(STAMP)
 
 ## unit, exactness and workflow tests
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q; status=$$?; $(BIN)/python -m weights2data.warm stop; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow tests benchmarks
@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_select.py
 	$(BIN)/python benchmarks/bench_metric_startup.py
 	$(BIN)/python benchmarks/bench_base_step.py
+	$(BIN)/python benchmarks/bench_job_overhead.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

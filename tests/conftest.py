@@ -9,6 +9,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("W2D_WARM_IDLE", "120")  # warm servers the tests start end soon after
 torch.set_num_threads(2)
 
 SENTENCES = [

@@ -3,8 +3,11 @@ under Snakemake and under DVC, a second run of either doing nothing."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +43,44 @@ def test_premise_profile_dry_runs(tmp_path):
     out = _dry_run("premise.yaml", tmp_path)
     assert "wiki_balanced" in out and "sms_balanced" in out and "diagnostics" in out
     assert "table2" not in out and "ablation_" not in out
+
+
+def test_jobs_find_weights2data_without_an_activated_environment(tmp_path):
+    """`.venv/bin/snakemake` from a shell whose PATH lacks the environment: jobs still find
+    the `weights2data` of the environment that runs Snakemake."""
+    project = copy_project(tmp_path / "p", smoke_config(ablations=False))
+    bare = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PATH")}
+    bare["PATH"] = "/usr/bin:/bin"
+    assert shutil.which("weights2data", path=bare["PATH"]) is None
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--cores", "1", "data/datasets/bbc_news.parquet"],
+        cwd=project,
+        env=bare,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (project / "data" / "datasets" / "bbc_news.parquet").stat().st_size > 0
+
+
+def test_editing_a_local_dataset_file_reruns_it_and_what_depends_on_it(tmp_path):
+    config = smoke_config(ablations=False)
+    config["datasets"]["mine"] = {"source": "local:mine.csv"}
+    project = copy_project(tmp_path / "p", config)
+    texts = [f"a short text about topic {i % 3} number {i}" for i in range(100)]
+    pd.DataFrame({"text": texts, "label": [i % 3 for i in range(100)]}).to_csv(
+        project / "mine.csv", index=False
+    )
+    snakemake = [str(BIN / "snakemake"), "--cores", "2"]
+    run([*snakemake, "figures/table3.md"], project)
+    assert "Nothing to be done" in run([*snakemake, "-n", "figures/table3.md"], project)
+    with open(project / "mine.csv", "a") as fh:
+        fh.write("one more text,1\n")
+    plan = run([*snakemake, "-n", "figures/table3.md"], project)
+    assert "rule dataset:" in plan and "data/datasets/mine.parquet" in plan
+    assert "rule table3:" in plan
+    assert "data/datasets/bbc_news.parquet" not in plan  # only the edited dataset reruns
 
 
 # Rules whose outputs the DVC stages own; a job leaves its log under logs/<rule>/.
@@ -107,7 +148,9 @@ def test_smoke_profile_every_rule_under_dvc_and_snakemake_then_shared(tmp_path):
     check_smoke_outputs(project)
     assert "Nothing to be done" in run([snakemake, "--cores", "2", "-n"], project)
     assert "up to date" in run([dvc, "repro"], project).lower()
-    assert "test_acc" in run([dvc, "metrics", "show"], project)
+    shown = run([dvc, "metrics", "show"], project)
+    assert "test_acc" in shown and "table1.bbc_news.select.acc" in shown
+    assert "premise.bbc_news.cos_truth_delta" in shown
     plots = json.loads(run([dvc, "plots", "show", "--json"], project))
     curve = plots["data"]["data/metrics/expert/tiny/bbc_news/0.json"][0]["content"]["data"]
     assert [point["epoch"] for point in curve["values"]] == [1]  # smoke: one epoch
@@ -115,7 +158,7 @@ def test_smoke_profile_every_rule_under_dvc_and_snakemake_then_shared(tmp_path):
     remote = tmp_path / "remote"
     run([dvc, "remote", "add", "-d", "shared", str(remote)], project)
     run([dvc, "push"], project)
-    git(["add", "-A", "dvc.lock", ".dvc"], project)
+    git(["add", "-A", "dvc.lock", ".dvc", "figures/metrics.json"], project)
     git(["commit", "-qm", "results"], project)
 
     machine_b = tmp_path / "machine_b"
@@ -127,3 +170,20 @@ def test_smoke_profile_every_rule_under_dvc_and_snakemake_then_shared(tmp_path):
     assert recomputed(machine_b) == []
     assert all((machine_b / path).stat().st_size > 0 for path in wanted)
     assert "up to date" in run([dvc, "status"], machine_b).lower()
+
+    # DVC experiments on K (machine A): each reruns selection, retraining and the tables only
+    for name, k in (("k30", 30), ("k20", 20)):
+        run([dvc, "exp", "run", "-n", name, "-S", f"selection.k={k}"], project)
+        assert recomputed(project) == []  # no expert, label or store was made again
+    check_experiments(run([dvc, "exp", "show", "--csv"], project))
+
+
+def check_experiments(csv_text: str) -> None:
+    """`dvc exp show`: both experiments, their K, and SELECT's metrics differing with K."""
+    table = pd.read_csv(io.StringIO(csv_text))
+    rows = table[table["Experiment"].isin(["k30", "k20"])].set_index("Experiment")
+    assert len(rows) == 2, csv_text
+    k_column = next(c for c in table.columns if c.endswith("selection.k"))
+    assert rows.loc["k30", k_column] == 30 and rows.loc["k20", k_column] == 20
+    metric = next(c for c in table.columns if c.endswith("premise.bbc_news.select_cos_sel_truth"))
+    assert rows.loc["k30", metric] != rows.loc["k20", metric], csv_text

@@ -202,7 +202,11 @@ def expert_tasks():
 
 def all_targets():
     targets = ["figures/experts.md", "figures/table1.md", "figures/table3.md"]
-    targets += ["figures/class_balance.csv", "figures/diagnostics.md"]
+    targets += [
+        "figures/class_balance.csv",
+        "figures/diagnostics.md",
+        "figures/metrics.json",
+    ]
     if TABLE2:
         targets += ["figures/table2.md", "figures/diagnostics_table2.md"]
     return targets + ABLATION_TARGETS

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from . import figstyle
-from .atomic import atomic_path, read_json, write_json, write_parquet, write_text
+from .atomic import atomic_path, write_json, write_parquet, write_text
 from .errors import UserError
+from .readers import read_array, read_record, read_table
 from .report import format_number, markdown_table, suffixed, write_csv
 from .stats import CI_LEVEL, confidence_interval
 
@@ -193,10 +194,10 @@ def leaked_embeddings(
     True texts take their row of the true-set embeddings, extra texts their row of the regular
     pool's embeddings (checked by text); only texts found in neither are embedded anew.
     """
-    pool = pd.read_parquet(leak_pool_path)
-    regular = pd.read_parquet(regular_pool_path)["text"].tolist()
-    regular_emb = np.load(regular_embeddings)
-    truth_emb = np.load(truth_embeddings)
+    pool = read_table(leak_pool_path, "leakage pool", ("text", "is_true"))
+    regular = read_table(regular_pool_path, "pool", ("text",))["text"].tolist()
+    regular_emb = read_array(regular_embeddings, "pool embeddings")
+    truth_emb = read_array(truth_embeddings, "truth embeddings")
     out_emb = np.zeros((len(pool), regular_emb.shape[1]), dtype=np.float32)
     fresh = []
     for row, (text, is_true, src) in enumerate(
@@ -283,9 +284,10 @@ def replacement_metrics(
     from .evaluation import true_training_texts
     from .metrics import metric_tokenizer, ot_distance, vocab_containment
 
-    chosen = pd.read_parquet(selection_path)
+    chosen = read_table(selection_path, "selection", ("index", "text"))
     truth = true_training_texts(task_dataset, task, seed, split_seed)
-    pool_emb, truth_emb = np.load(pool_embeddings), np.load(truth_embeddings)
+    pool_emb = read_array(pool_embeddings, "pool embeddings")
+    truth_emb = read_array(truth_embeddings, "truth embeddings")
     if len(truth_emb) != len(truth):
         raise UserError("the true-set embeddings do not match the true training set; rebuild.")
     sel_texts = chosen["text"].tolist()
@@ -321,7 +323,7 @@ def replacement_metrics(
 
 
 def _retrain_metrics(path: str) -> dict[str, float]:
-    record = read_json(path)
+    record = read_record(path, "retraining result")
     out = {}
     for key in ("acc", "loss", "ppl"):
         if f"test_{key}" in record:
@@ -344,13 +346,17 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
         if run.get("retrain"):
             row.update(_retrain_metrics(run["retrain"]))
         if run.get("similarity"):
-            sim = read_json(run["similarity"])
+            sim = read_record(run["similarity"], "similarity result")
             row.update(vocab=float(sim["vocab"]), otd=float(sim["otd"]))
         if run.get("regime"):
-            row["cos_truth_delta"] = float(read_json(run["regime"])["cos_truth_delta"])
+            regime = read_record(run["regime"], "regime diagnostics", ("cos_truth_delta",))
+            row["cos_truth_delta"] = float(regime["cos_truth_delta"])
         if run.get("selection") and run.get("pool_file"):
             row.update(
-                recovery_of(pd.read_parquet(run["selection"]), pd.read_parquet(run["pool_file"]))
+                recovery_of(
+                    read_table(run["selection"], "selection", ("index",)),
+                    read_table(run["pool_file"], "leakage pool", ("is_true",)),
+                )
             )
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -547,7 +553,7 @@ def replacement_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, 
     """F4: Vocab and OT of the selection as a growing share is swapped for true texts."""
     rows = []
     for run in spec["runs"]:
-        for record in read_json(run["path"])["records"]:
+        for record in read_record(run["path"], "replacement result", ("records",))["records"]:
             rows.append(
                 {
                     "strategy": run["strategy"],

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .readers import read_array
+
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine of two arrays (flattened, float64); NaN when either is zero."""
@@ -64,4 +66,4 @@ def class_counts(selection: pd.DataFrame, num_classes: int) -> list[int]:
 
 def load_sum(path: str | Path) -> np.ndarray:
     """A saved S_true (C×D float64 .npy; never a pickle)."""
-    return np.load(path, allow_pickle=False)
+    return read_array(path, "S_true", ndim=None)

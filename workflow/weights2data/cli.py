@@ -53,12 +53,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 def cmd_experts_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .atomic import read_json
+    from .readers import read_record
     from .report import experts_table
 
     rows = []
     for path in args.metrics:
-        m = read_json(path)
+        m = read_record(path, "expert metrics", ("seed", "test_loss"))
         task = Path(path).parent.name
         rows.append(
             {

@@ -77,7 +77,24 @@ def cmd_runtime_table(args) -> None:
     print(f"runtime table -> {paths['md']}")
 
 
+def cmd_headline_metrics(args) -> None:
+    from .report_metrics import write_headline_metrics
+
+    tables = {"table1": Path(args.table1)}
+    if args.table2:
+        tables["table2"] = Path(args.table2[0])
+    write_headline_metrics(tables, [Path(p) for p in args.diagnostics], Path(args.out))
+    print(f"headline metrics -> {args.out}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("headline-metrics", help="the tables' headline numbers as one JSON")
+    p.add_argument("--table1", required=True, help="figures/table1.csv")
+    p.add_argument("--table2", nargs="*", default=[], help="figures/table2.csv, if any")
+    p.add_argument("--diagnostics", nargs="+", required=True, help="figures/diagnostics*.csv")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_headline_metrics)
+
     p = sub.add_parser("runtime-table", help="per rule: jobs, wall time, peak memory, CPU")
     p.add_argument("--benchmarks", required=True, help="folder of Snakemake benchmark files")
     p.add_argument("--logs", required=True, help="folder of the jobs' logs (peak memory)")

@@ -20,7 +20,11 @@ def validate_config(config: dict) -> dict:
     try:
         validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as exc:
-        raise UserError(f"invalid config: {exc}") from exc
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next(
+            (line for line in lines if "ValidationError" in line), lines[0] if lines else ""
+        )
+        raise UserError(f"invalid config: {reason}") from exc
     check_references(config)
     return config
 
@@ -29,7 +33,22 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"config file {str(path)!r} does not exist.")
-    return validate_config(yaml.safe_load(path.read_text()) or {})
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"config file {path} is not readable YAML ({first}); fix it.") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise UserError(
+            f"config file {path} holds a YAML {type(loaded).__name__}, not a mapping of keys; "
+            "start from config.yaml."
+        )
+    if not loaded:
+        raise UserError(f"config file {path} is empty; start from config.yaml.")
+    try:
+        return validate_config(loaded)
+    except UserError as exc:
+        raise UserError(f"config file {path}: {exc}") from exc
 
 
 def check_references(config: dict) -> None:

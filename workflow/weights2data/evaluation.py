@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .atomic import atomic_path, write_json
 from .data import num_classes_of, read_dataset, task_splits
 from .errors import UserError
 from .metrics import embed_texts, ot_distance, vocab_containment
+from .readers import read_array, read_table
 
 
 def true_training_texts(dataset_path: Path, task: dict, seed: int, split_seed: int) -> list[str]:
@@ -40,7 +40,7 @@ def retrain(
     splits = task_splits(table, task, seed, split_seed)
     spec = dict(finetune_spec, epochs=retrain_spec["max_epochs"], patience=retrain_spec["patience"])
     cfg = train_config(task, spec, num_classes_of(table))
-    chosen = pd.read_parquet(selection_path)
+    chosen = read_table(selection_path, "selection", ("index", "text", "pseudolabel"))
     if len(chosen) == 0:
         raise UserError(f"the selection {str(selection_path)!r} is empty.")
     is_cls = cfg.task_type == "classification"
@@ -70,7 +70,7 @@ def embed_to_file(texts_path: Path, out: Path, *, dataset: dict | None = None) -
             texts_path, dataset["task"], dataset["seed"], dataset["split_seed"]
         )
     else:
-        texts = pd.read_parquet(texts_path)["text"].tolist()
+        texts = read_table(texts_path, "pool", ("text",))["text"].tolist()
     emb = embed_texts(texts)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
@@ -93,10 +93,10 @@ def similarity(
     max_tokens: int = 32,
 ) -> dict:
     """Vocabulary containment and OT distance between a selection and the true training set."""
-    chosen = pd.read_parquet(selection_path)
+    chosen = read_table(selection_path, "selection", ("index", "text"))
     truth = true_training_texts(dataset_path, task, seed, split_seed)
-    pool_emb = np.load(pool_embeddings)
-    truth_emb = np.load(truth_embeddings)
+    pool_emb = read_array(pool_embeddings, "pool embeddings")
+    truth_emb = read_array(truth_embeddings, "truth embeddings")
     if chosen["index"].max() >= len(pool_emb):
         raise UserError("the selection indexes past the pool embeddings; rebuild both.")
     result = dict(

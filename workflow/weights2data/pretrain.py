@@ -137,7 +137,7 @@ def pretrain_gpt2(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     ppl_after = block_perplexity(model, val_blocks)
     report = {
         "kind": "pretrain",

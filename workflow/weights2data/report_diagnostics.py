@@ -23,8 +23,9 @@ import pandas as pd
 
 from . import figstyle
 from .alignment import class_counts, load_sum, selection_alignment
-from .atomic import read_json, write_text
+from .atomic import write_text
 from .gradients import load_gradient_store
+from .readers import read_record, read_table
 from .report import MISSING, cell_of, format_number, markdown_table, suffixed, write_csv
 from .report_paired import interval_text, paired_rows, verdict
 from .stats import CI_LEVEL
@@ -48,7 +49,7 @@ def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
     """One row per expert: cos(S_true, Δ), drift and the head / body split."""
     rows = []
     for item in experts:
-        record = read_json(item["regime"])
+        record = read_record(item["regime"], "regime diagnostics")
         split = record.get("head_body", {})
         rows.append(
             {
@@ -73,8 +74,8 @@ def run_rows(runs: list[Mapping]) -> pd.DataFrame:
             grads, target, _ = load_gradient_store(run["store"])
             stores[run["store"]] = (grads, target)
         grads, target = stores[run["store"]]
-        selection = pd.read_parquet(run["selection"], columns=["index", "pseudolabel"])
-        result = read_json(run["retrain"])
+        selection = read_table(run["selection"], "selection", ("index", "pseudolabel"))
+        result = read_record(run["retrain"], "retraining result")
         row = {
             "group": run["group"],
             "strategy": run["strategy"],
@@ -84,7 +85,7 @@ def run_rows(runs: list[Mapping]) -> pd.DataFrame:
             "bacc": result.get("test_balanced_acc", math.nan),
             "ppl": result.get("test_ppl", math.nan),
         }
-        classes = read_json(run["regime"]).get("num_classes")
+        classes = read_record(run["regime"], "regime diagnostics").get("num_classes")
         if classes:
             row["class_counts"] = "/".join(map(str, class_counts(selection, classes)))
         rows.append(row)

@@ -12,13 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import read_json, write_json, write_parquet
+from .atomic import write_json, write_parquet
 from .data import build_dataset, read_dataset, sample_split
 from .errors import UserError
 from .gradients import build_gradient_store, load_gradient_store, pseudolabel, shard_bounds
 from .models import check_same_architecture, load_model, load_tokenizer
 from .projection import DEFAULT_PROJECTION
+from .readers import read_record, read_table
 from .selection import NEEDS_STORE, STRATEGIES, run_strategy
+
+# what a labels file (the autolabel step's output) must hold for selection
+LABEL_COLUMNS = ("text", "pseudolabel", "loss")
 
 
 def sample_pool(pool_path: Path, size: int | None, seed: int, out: Path) -> pd.DataFrame:
@@ -52,7 +56,7 @@ def autolabel(
     batch_size: int = 64,
 ) -> pd.DataFrame:
     """Pseudolabel every pool text with the final model and record its loss on that label."""
-    pool = pd.read_parquet(pool_path)
+    pool = read_table(pool_path, "pool", ("text",))
     labels = pseudolabel(
         final_dir,
         load_tokenizer(final_dir),
@@ -88,7 +92,7 @@ def gradient_store(
     ``shard = (i, S)`` writes shard i of S (``gradients.shard_bounds``); gather them with
     ``gradients.gather_gradient_stores``.
     """
-    labels = pd.read_parquet(labels_path)
+    labels = read_table(labels_path, "labels", LABEL_COLUMNS)
     batch_size = spec.get("batch_size", 64)
     rows = None
     if shard is not None:
@@ -166,7 +170,9 @@ def select_step(
     batch_size: int | None,
     out: Path,
 ) -> pd.DataFrame:
-    picked = choose(pd.read_parquet(labels_path), store_dir, strategy, k, seed, batch_size)
+    picked = choose(
+        read_table(labels_path, "labels", LABEL_COLUMNS), store_dir, strategy, k, seed, batch_size
+    )
     write_parquet(out, picked)
     return picked
 
@@ -188,7 +194,7 @@ def infer_num_classes(final_dir: Path, given: int | None) -> int | None:
         return given
     record = Path(final_dir) / "w2d.json"
     if record.exists():
-        found = read_json(record).get("metrics", {}).get("num_classes")
+        found = read_record(record, "model record").get("metrics", {}).get("num_classes")
         if found:
             return int(found)
     raise UserError(

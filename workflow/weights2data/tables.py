@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import read_json
 from .data import dataset_summary, read_dataset
+from .readers import read_record, read_table
 from .report import class_balance_figure, suffixed, table1, table2, table3
 from .report_paired import paired_rows, write_paired_table
 
@@ -15,8 +15,10 @@ RUN_KEYS = ["base", "task", "strategy", "seed"]
 
 
 def _runs(retrain_paths: list[str], similarity_paths: list[str]) -> pd.DataFrame:
-    retrain = pd.DataFrame([read_json(p) for p in retrain_paths])
-    similar = pd.DataFrame([read_json(p) for p in similarity_paths])
+    retrain = pd.DataFrame([read_record(p, "retraining result", RUN_KEYS) for p in retrain_paths])
+    similar = pd.DataFrame(
+        [read_record(p, "similarity result", [*RUN_KEYS, "vocab", "otd"]) for p in similarity_paths]
+    )
     frame = retrain.merge(similar[RUN_KEYS + ["vocab", "otd"]], on=RUN_KEYS, how="left")
     frame["seed"] = frame["seed"].astype(int)
     return frame
@@ -26,7 +28,7 @@ def _experts(paths: list[str]) -> pd.DataFrame:
     """Expert metrics; base and task come from ``.../{base}/{task}/{seed}.json``."""
     rows = []
     for path in paths:
-        m = read_json(path)
+        m = read_record(path, "expert metrics", ("seed", "test_loss"))
         p = Path(path)
         rows.append(dict(m, base=p.parent.parent.name, task=p.parent.name, strategy="expert"))
     return pd.DataFrame(rows)
@@ -92,7 +94,7 @@ def write_class_balance(
     for path in selection_paths:
         # data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet
         pieces = Path(path).parts
-        frame = pd.read_parquet(path, columns=["pseudolabel"])
+        frame = read_table(path, "selection", ("pseudolabel",))
         frame["task"], frame["strategy"] = pieces[-6], pieces[-3]
         frame["seed"] = int(Path(path).stem)
         parts.append(frame)

@@ -27,6 +27,7 @@ import sys
 import threading
 from pathlib import Path
 
+# a server with no command for this long ends itself (W2D_WARM_IDLE overrides)
 IDLE_SECONDS = 600
 PRELOAD = (
     "numpy",
@@ -82,12 +83,10 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _send(conn: socket.socket, payload: bytes, fds: list[int] | None = None) -> None:
-    data = _HEADER.pack(len(payload)) + payload
-    if fds:
-        socket.send_fds(conn, [data], fds)
-    else:
-        conn.sendall(data)
+def _send(conn: socket.socket, payload: bytes, fds: list[int]) -> None:
+    """The length and the descriptors in one small message, then the payload (any size)."""
+    socket.send_fds(conn, [_HEADER.pack(len(payload))], fds)
+    conn.sendall(payload)
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
@@ -149,11 +148,14 @@ def serve(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.parent.stat().st_uid != os.getuid():
         return  # someone else's folder: never serve from it
-    lock = open(f"{path}.lock", "w")  # noqa: SIM115 (held for the server's lifetime)
+    lock = open(f"{path}.lock", "a+")  # noqa: SIM115 (held for the server's lifetime)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another server owns this socket
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
     _preload()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -161,8 +163,9 @@ def serve(path: Path) -> None:
     listener.bind(str(path))
     os.chmod(path, 0o600)
     listener.listen(64)
-    listener.settimeout(IDLE_SECONDS)
+    listener.settimeout(float(os.environ.get("W2D_WARM_IDLE", IDLE_SECONDS)))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # remove the socket on the way out
     try:
         while True:
             try:
@@ -177,6 +180,32 @@ def serve(path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def stop() -> int:
+    """End the servers of this environment, whatever settings they serve
+    (`python -m weights2data.warm stop`, which `make test` runs last); returns how many."""
+    stopped = 0
+    for lock in socket_path().parent.glob("warm-*.sock.lock"):
+        try:
+            pid = int(lock.read_text().strip() or 0)
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, ValueError):
+            continue
+        if argv0 == sys.executable and _held(lock):  # a live server of this environment
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                stopped += 1
+    return stopped
+
+
+def _held(lock: Path) -> bool:
+    try:
+        with open(lock) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
 
 
 def _preload() -> None:
@@ -194,13 +223,13 @@ def _preload() -> None:
 def _child(conn: socket.socket) -> None:
     """Become the client's process: its descriptors, folder and environment; then run."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 1
     try:
-        msg, fds, _, _ = socket.recv_fds(conn, _HEADER.size + (1 << 20), 3)
-        (length,) = _HEADER.unpack(msg[: _HEADER.size])
-        body = msg[_HEADER.size :]
-        body += _recv_exact(conn, length - len(body))
-        request = json.loads(body)
+        head, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        head += _recv_exact(conn, _HEADER.size - len(head))
+        (length,) = _HEADER.unpack(head)
+        request = json.loads(_recv_exact(conn, length))
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -212,6 +241,8 @@ def _child(conn: socket.socket) -> None:
         os.environ.update(request["env"])
         os.setsid()
         threading.Thread(target=_exit_when_client_leaves, args=(conn,), daemon=True).start()
+        with contextlib.suppress(OSError, IndexError):  # `ps`/`top` name the step, not the server
+            Path("/proc/self/comm").write_text(f"w2d-{request['argv'][0]}"[:15])
         code = _run_command(request["argv"])
     finally:
         with contextlib.suppress(Exception):
@@ -264,4 +295,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     sys.path.pop(0)  # the folder the server was started from is no import root of a command
-    serve(Path(sys.argv[1]))
+    if sys.argv[1:] == ["stop"]:
+        print(f"stopped {stop()} warm server(s) of {sys.executable}")
+    else:
+        serve(Path(sys.argv[1]))

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Fill the result tables of README.md and docs/results.md from the committed run's files, so
+they are never typed in.
+
+A block is two marker lines around generated text:
+
+    <!-- figures/table1.md -->
+    ...the file's contents...
+    <!-- /figures/table1.md -->
+
+`python scripts/readme_tables.py` rewrites every block from its file; `--check` only says which
+blocks differ from their files (exit 1). A path is relative to the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = ("README.md", "docs/results.md")
+BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)
+
+
+def render(text: str, root: Path = ROOT) -> tuple[str, list[str]]:
+    """The text with every block refilled, and the paths of the blocks that changed."""
+    changed: list[str] = []
+
+    def fill(match: re.Match) -> str:
+        path = root / match["path"]
+        if not path.is_file():
+            raise SystemExit(f"README block names {match['path']}, which does not exist.")
+        body = path.read_text()
+        body = body if body.endswith("\n") else body + "\n"
+        if body != match["body"]:
+            changed.append(match["path"])
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(fill, text), changed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report stale blocks, write nothing")
+    args = parser.parse_args()
+    stale = 0
+    for name in DOCUMENTS:
+        document = ROOT / name
+        text = document.read_text()
+        new, changed = render(text)
+        stale += len(changed)
+        if args.check:
+            for path in changed:
+                print(f"{name}: block {path} differs from the file; run scripts/readme_tables.py")
+        elif new != text:
+            tmp = document.with_name(document.name + ".tmp")
+            tmp.write_text(new)
+            tmp.replace(document)
+            print(f"{name}: refilled {', '.join(changed)}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The committed results of the last full default run: they parse, they cover every strategy of
+the default's tables, they say where they came from, and the README shows them as they are."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from weights2data.config import load_config
+
+from .project_copy import ROOT
+
+FIGURES = ROOT / "figures"
+CONFIG = load_config(ROOT / "config.yaml")
+
+
+def _readme_tables():
+    spec = importlib.util.spec_from_file_location(
+        "readme_tables", ROOT / "scripts" / "readme_tables.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("name", "group", "groups", "strategies", "metric"),
+    [
+        (
+            "table1",
+            "task",
+            CONFIG["tables"]["table1"]["tasks"],
+            CONFIG["selection"]["strategies"],
+            "acc",
+        ),
+        (
+            "table2",
+            "model",
+            CONFIG["tables"]["table2"]["bases"],
+            CONFIG["tables"]["table2"]["strategies"],
+            "ppl",
+        ),
+    ],
+)
+def test_committed_tables_carry_every_strategy(name, group, groups, strategies, metric):
+    table = pd.read_csv(FIGURES / f"{name}.csv")
+    for g in groups:
+        rows = table[(table[group] == g) & (table["metric"] == metric)]
+        assert set(strategies) | {"expert"} <= set(rows["strategy"]), (name, g)
+        assert rows["mean"].notna().all() and (rows["n"] == len(CONFIG["seeds"])).all()
+    md = (FIGURES / f"{name}.md").read_text()
+    assert md.count("\n| ") >= len(strategies) + 1  # header, and a row per strategy and expert
+
+
+def test_committed_results_say_where_they_came_from():
+    provenance = (FIGURES / "PROVENANCE.md").read_text()
+    for field in ("commit", "date", "CPU", "wall time", "make pipeline"):
+        assert field in provenance, field
+    assert (FIGURES / "runtime.csv").exists() and (FIGURES / "metrics.json").exists()
+
+
+def test_readme_tables_are_the_committed_files():
+    module = _readme_tables()
+    for name in module.DOCUMENTS:
+        _, stale = module.render((ROOT / name).read_text())
+        assert stale == [], f"{name}: run scripts/readme_tables.py ({stale})"
+    assert "<!-- figures/table1.md -->" in (ROOT / "README.md").read_text()
+    assert "<!-- figures/ablations/scaling.md -->" in (ROOT / "docs" / "results.md").read_text()
