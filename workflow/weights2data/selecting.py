@@ -21,8 +21,8 @@ from .projection import DEFAULT_PROJECTION
 from .readers import read_record, read_table
 from .selection import NEEDS_STORE, STRATEGIES, run_strategy
 
-# what a labels file (the autolabel step's output) must hold for selection
-LABEL_COLUMNS = ("text", "pseudolabel", "loss")
+# what a labels file (the autolabel step's output) must hold; P-Min / P-Max also read its loss
+LABEL_COLUMNS = ("text", "pseudolabel")
 
 
 def sample_pool(pool_path: Path, size: int | None, seed: int, out: Path) -> pd.DataFrame:
@@ -170,8 +170,9 @@ def select_step(
     batch_size: int | None,
     out: Path,
 ) -> pd.DataFrame:
+    needed = (*LABEL_COLUMNS, "loss") if strategy in ("pmin", "pmax") else LABEL_COLUMNS
     picked = choose(
-        read_table(labels_path, "labels", LABEL_COLUMNS), store_dir, strategy, k, seed, batch_size
+        read_table(labels_path, "labels", needed), store_dir, strategy, k, seed, batch_size
     )
     write_parquet(out, picked)
     return picked
