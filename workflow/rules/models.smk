@@ -7,6 +7,8 @@ rule pretrain_base:
         "logs/pretrain_base/{base}.log",
     benchmark:
         "data/benchmarks/pretrain_base/{base}.tsv"
+    # the longest job, and everything but the embeddings waits for it: start it first
+    priority: 100
     conda:
         ENV
     threads: config["threads"]
@@ -30,6 +32,7 @@ rule finetune_expert:
         "logs/finetune_expert/{base}/{task}/{seed}.log",
     benchmark:
         "data/benchmarks/finetune_expert/{base}/{task}/{seed}.tsv"
+    priority: 50
     conda:
         ENV
     threads: config["threads"]

@@ -64,13 +64,14 @@ def enabled() -> bool:
 
 
 def socket_path() -> Path:
-    """One server per interpreter, installed packages and thread settings: a `pip install`
-    or another OMP_NUM_THREADS gets a fresh server instead of a stale one."""
+    """One server per environment, installed packages and import-time settings: a
+    `pip install` or another OMP_NUM_THREADS gets a fresh server instead of a stale one."""
     purelib = next((Path(p) for p in sys.path if p.endswith("site-packages")), Path(sys.prefix))
     read_at_import = sorted(
         (k, v) for k, v in os.environ.items() if k.startswith(_ENV_READ_AT_IMPORT)
     )
-    key = json.dumps([sys.executable, sys.prefix, _mtime(purelib), read_at_import])
+    # sys.prefix, not sys.executable: `python` and `python3` of one environment share a server
+    key = json.dumps([sys.prefix, _mtime(purelib), read_at_import])
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     root = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/weights2data-{os.getuid()}")
     return root / f"warm-{digest}.sock"
@@ -192,7 +193,8 @@ def stop() -> int:
             argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
         except (OSError, ValueError):
             continue
-        if argv0 == sys.executable and _held(lock):  # a live server of this environment
+        same_env = Path(argv0).parent == Path(sys.executable).parent
+        if same_env and _held(lock):  # a live server of this environment
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
                 stopped += 1
