@@ -7,6 +7,9 @@ rule dataset:
         "logs/dataset/{dataset}.log",
     benchmark:
         "data/benchmarks/dataset/{dataset}.tsv"
+    # seconds each, and pretraining (priority 100) waits for its corpus: Snakemake does not
+    # pass a job's priority on to the jobs it needs
+    priority: 100
     conda:
         ENV
     params:
