@@ -57,7 +57,7 @@ def main() -> int:
     dirty = bool(_git(args.run, "status", "--porcelain", "--untracked-files=no"))
     ended = dt.datetime.fromtimestamp((source / "table1.md").stat().st_mtime, dt.UTC)
     (target / "PROVENANCE.md").write_text(
-        "# Provenance of these results\n\n"
+        "#### Provenance of these results\n\n"
         f"- command: `{args.command}` from a fresh clone (set-up included)\n"
         f"- commit: `{commit}`{' (with uncommitted changes)' if dirty else ''}\n"
         f"- date: {ended:%Y-%m-%d %H:%M} UTC (when Table 1 was written)\n"

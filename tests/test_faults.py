@@ -26,6 +26,7 @@ SHARDS = 3
 RETRAIN = "data/retrain/tiny/bbc_news/wiki_pool/none/random/40/0.json"
 RETRAIN_LOG = "logs/retrain/tiny/bbc_news/wiki_pool/none/random/40/0.log"
 EXPERT = "data/models/expert/tiny/bbc_news/0"
+THREADS = 2  # = the cores of PIPELINE
 
 
 def kill_when(project: Path, target: str, ready, timeout: float = 600) -> None:
@@ -67,6 +68,7 @@ def stamp(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     config = smoke_config(ablations=False)
+    config["threads"] = THREADS  # every job asks for both cores: jobs run one at a time
     config["selection"]["shards"] = SHARDS
     config["selection"]["gradients"]["batch_size"] = 32  # 10 batches: shards of 3-4 batches
     config["retrain"] = {"max_epochs": 60, "patience": 60}  # long enough to be caught mid-way
@@ -99,7 +101,7 @@ def test_killed_sharded_store_resumes_and_equals_the_unsharded_store(project):
     spec = dict(config["selection"]["gradients"], batch_size=32)
     whole = project / "unsharded"
     threads = torch.get_num_threads()
-    torch.set_num_threads(config["threads"])  # as the shard jobs ran
+    torch.set_num_threads(THREADS)  # as the shard jobs ran
     try:
         gradient_store(
             project / "data/models/base/tiny",

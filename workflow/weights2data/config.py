@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -20,13 +21,22 @@ def validate_config(config: dict) -> dict:
     try:
         validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "ValidationError" in line), lines[0] if lines else ""
-        )
-        raise UserError(f"invalid config: {reason}") from exc
+        raise UserError(f"invalid config: {_one_line(str(exc))}") from exc
     check_references(config)
     return config
+
+
+def _one_line(message: str) -> str:
+    """jsonschema's reason and where in the config it failed, without the schema dump."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("ValidationError")), None)
+    if reason is None:
+        return " ".join(lines)
+    reason = reason.removeprefix("ValidationError:").strip()
+    where = re.search(r"in schema((?:\[[^\]]+\])+)", message)
+    keys = re.findall(r"\['([^']+)'\]", where.group(1)) if where else []
+    keys = [k for k in keys if k not in ("properties", "patternProperties", "additionalProperties")]
+    return f"{reason} (at {'.'.join(keys)})" if keys else reason
 
 
 def load_config(path: str | Path) -> dict:
