@@ -39,33 +39,20 @@ def _time_command(argv: list[str], env: dict) -> float:
 def startup(folder: Path) -> tuple[float, float]:
     dataset = folder / "dataset.parquet"
     write_dataset(build_dataset("bbc_news", max_rows=200), dataset)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(folder / "run")}
+    os.environ["XDG_RUNTIME_DIR"] = str(folder / "run")  # this benchmark's own server
+    env, path = dict(os.environ), warm.socket_path()
     argv = [CLI, "pool", "--dataset", str(dataset), "--size", "50", "--seed", "0"]
     argv += ["--out", str(folder / "pool.parquet")]
     cold = [_time_command(argv, {**env, "W2D_WARM": "0"}) for _ in range(REPEATS)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "weights2data.warm", str(_socket(env))], env=env
-    )
+    server = subprocess.Popen([sys.executable, "-m", "weights2data.warm", str(path)], env=env)
     try:
-        while not _socket(env).exists():
+        while not path.exists():
             time.sleep(0.2)
         hot = [_time_command(argv, env) for _ in range(REPEATS)]
     finally:
         server.terminate()
         server.wait()
     return statistics.median(cold), statistics.median(hot)
-
-
-def _socket(env: dict) -> Path:
-    saved = os.environ.get("XDG_RUNTIME_DIR")
-    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
-    try:
-        return warm.socket_path()
-    finally:
-        if saved is None:
-            os.environ.pop("XDG_RUNTIME_DIR")
-        else:
-            os.environ["XDG_RUNTIME_DIR"] = saved
 
 
 def training_step(activation: str, threads: int) -> float:

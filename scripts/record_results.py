@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from weights2data.usage import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = (".md", ".csv", ".png", ".json")
@@ -27,13 +28,6 @@ def _git(folder: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=folder, capture_output=True, text=True, check=True
     ).stdout.strip()
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -61,7 +55,7 @@ def main() -> int:
         f"- command: `{args.command}` from a fresh clone (set-up included)\n"
         f"- commit: `{commit}`{' (with uncommitted changes)' if dirty else ''}\n"
         f"- date: {ended:%Y-%m-%d %H:%M} UTC (when Table 1 was written)\n"
-        f"- CPU: {_cpu()}, {os.cpu_count()} cores\n"
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores\n"
         f"- wall time: {args.wall}\n"
         "- per-rule job times: runtime.md\n"
     )
