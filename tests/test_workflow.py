@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from .project_copy import BIN, ROOT, copy_project, git, run, smoke_config
+from .smoke_golden import GOLDEN, differences, snapshot
 
 
 def test_default_dag_dry_runs_and_lints():
@@ -127,6 +128,8 @@ def check_smoke_outputs(project: Path) -> None:
     for name in ("scaling", "leakage", "replacement", "projection", "seed_pools", "optimizer"):
         assert (figures / "ablations" / f"{name}.png").stat().st_size > 0, name
     assert (figures / "ablations" / "checkpoints.png").stat().st_size > 0
+    changed = differences(json.loads(GOLDEN.read_text()), snapshot(project))
+    assert not changed, "results differ from tests/golden/smoke.json:\n" + "\n".join(changed[:20])
 
 
 @pytest.mark.slow
