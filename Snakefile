@@ -33,6 +33,7 @@ include: "workflow/rules/ablation_projection.smk"
 include: "workflow/rules/ablation_seed_pools.smk"
 include: "workflow/rules/ablation_optimizer.smk"
 include: "workflow/rules/ablation_checkpoints.smk"
+include: "workflow/rules/ablation_report.smk"
 
 
 rule all:

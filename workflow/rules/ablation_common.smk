@@ -174,30 +174,21 @@ def seed_pools_spec():
 def optimizer_finetune(task, name):
     """The task's finetune settings with the named optimizer override merged in."""
     origin = DERIVED_TASKS.get(task, task)
-    return dict(task_finetune(config, origin), **ABL["optimizer"]["optimizers"][name])
+    return dict(finetune_of(origin), **ABL["optimizer"]["optimizers"][name])
 
 
 def optimizer_expert_task(task, name):
-    """The task whose expert was trained with optimizer `name` (registered on first use)."""
-    if optimizer_finetune(task, name) == task_finetune(config, task):
+    """The task whose expert was trained with optimizer `name` (see optimizer_derived_tasks)."""
+    if optimizer_finetune(task, name) == finetune_of(task):
         return task
-    derived = f"{task}-{name}"
-    if derived not in config["tasks"]:
-        spec = config["tasks"][task]
-        overrides = dict(
-            spec.get("finetune") or {}, **ABL["optimizer"]["optimizers"][name]
-        )
-        config["tasks"][derived] = dict(spec, finetune=overrides)
-        DERIVED_TASKS[derived] = task
-    return derived
+    return f"{task}-{name}"
 
 
 def optimizer_spec():
     section = ablation("optimizer")
     if not section:
         return {"runs": []}
-    sft = [t for t, s in config["tasks"].items() if s["type"] == "sft"]
-    task = section["task"] or (TABLE2["task"] if TABLE2 else (sft or [None])[0])
+    task = optimizer_task()
     if task is None:
         return {"runs": []}  # no SFT task in this config: nothing to compare
     unknown = set(section["experts"] + section["retrain"]) - set(section["optimizers"])
@@ -217,7 +208,7 @@ def optimizer_spec():
                     if shared and s == "random"
                     else optimizer_expert_task(task, expert)
                 )
-                own = optimizer_finetune(etask, retrain) == task_finetune(config, etask)
+                own = optimizer_finetune(etask, retrain) == finetune_of(etask)
                 for seed in ablation_seeds(section):
                     path = run_path(
                         "retrain", etask, POOL, grad_of(s), s, k, seed, "json", base

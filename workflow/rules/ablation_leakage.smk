@@ -26,6 +26,7 @@ rule leak_pool:
     conda:
         ENV
     params:
+        code=code_of("leak-pool"),
         task=lambda w: as_json(task_spec(w)),
         split_seed=config["split_seed"],
     shell:
@@ -51,47 +52,21 @@ rule leak_embeddings:
     conda:
         ENV
     threads: config["threads"]
+    params:
+        code=code_of("leak-embeddings"),
     shell:
         "weights2data leak-embeddings --pool {input.pool} --regular-pool {input.regular_pool} "
         "--regular-embeddings {input.regular} --truth-embeddings {input.truth} "
         "--threads {threads} --out {output} > {log} 2>&1"
 
 
-rule ablation_leakage:
-    input:
-        [
-            r[key]
-            for r in LEAKAGE["runs"]
-            for key in ("retrain", "similarity", "pool_file")
-        ],
-    output:
-        csv=report(
-            "figures/ablations/leakage.csv",
-            caption="../report/ablation_leakage.rst",
-            category="Ablations",
-            subcategory="F3 leakage",
-        ),
-        md="figures/ablations/leakage.md",
-        pdf="figures/ablations/leakage.pdf",
-        png=report(
-            "figures/ablations/leakage.png",
-            caption="../report/ablation_leakage.rst",
-            category="Ablations",
-            subcategory="F3 leakage",
-        ),
-    log:
-        "logs/ablations/leakage.log",
-    benchmark:
-        "data/benchmarks/ablation_leakage.tsv"
-    conda:
-        ENV
-    params:
-        spec=as_json(LEAKAGE),
-        stem=lambda w, output: output.csv[: -len(".csv")],
-    shell:
-        "weights2data ablation-report --kind leakage --spec {params.spec} "
-        "--out-stem {params.stem} > {log} 2>&1"
-
-
-if LEAKAGE["runs"]:
-    ABLATION_TARGETS.append("figures/ablations/leakage.md")
+register_ablation(
+    "leakage",
+    kind="leakage",
+    spec=LEAKAGE,
+    inputs=[
+        r[key]
+        for r in LEAKAGE["runs"]
+        for key in ("retrain", "similarity", "pool_file")
+    ],
+)

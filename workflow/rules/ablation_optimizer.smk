@@ -27,6 +27,7 @@ rule retrain_optimizer:
     resources:
         gpu=1,
     params:
+        code=code_of("retrain"),
         task=lambda w: as_json(task_spec(w)),
         finetune=lambda w: as_json(optimizer_finetune(w.task, w.optimizer)),
         retrain=as_json(config["retrain"]),
@@ -39,37 +40,9 @@ rule retrain_optimizer:
         "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
 
 
-rule ablation_optimizer:
-    input:
-        [r["retrain"] for r in OPTIMIZER["runs"]],
-    output:
-        csv=report(
-            "figures/ablations/optimizer.csv",
-            caption="../report/ablation_optimizer.rst",
-            category="Ablations",
-            subcategory="T5 optimizer",
-        ),
-        md="figures/ablations/optimizer.md",
-        pdf="figures/ablations/optimizer.pdf",
-        png=report(
-            "figures/ablations/optimizer.png",
-            caption="../report/ablation_optimizer.rst",
-            category="Ablations",
-            subcategory="T5 optimizer",
-        ),
-    log:
-        "logs/ablations/optimizer.log",
-    benchmark:
-        "data/benchmarks/ablation_optimizer.tsv"
-    conda:
-        ENV
-    params:
-        spec=as_json(OPTIMIZER),
-        stem=lambda w, output: output.csv[: -len(".csv")],
-    shell:
-        "weights2data ablation-report --kind optimizer --spec {params.spec} "
-        "--out-stem {params.stem} > {log} 2>&1"
-
-
-if OPTIMIZER["runs"]:
-    ABLATION_TARGETS.append("figures/ablations/optimizer.md")
+register_ablation(
+    "optimizer",
+    kind="optimizer",
+    spec=OPTIMIZER,
+    inputs=[r["retrain"] for r in OPTIMIZER["runs"]],
+)

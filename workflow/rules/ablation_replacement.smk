@@ -20,6 +20,7 @@ rule replacement:
     conda:
         ENV
     params:
+        code=code_of("replacement"),
         task=lambda w: as_json(task_spec(w)),
         split_seed=config["split_seed"],
         fractions=" ".join(f"{f:g}" for f in ABL["replacement"]["fractions"]),
@@ -37,37 +38,9 @@ rule replacement:
         "--out {output} > {log} 2>&1"
 
 
-rule ablation_replacement:
-    input:
-        [r["path"] for r in REPLACEMENT["runs"]],
-    output:
-        csv=report(
-            "figures/ablations/replacement.csv",
-            caption="../report/ablation_replacement.rst",
-            category="Ablations",
-            subcategory="F4 OT-metric sensitivity",
-        ),
-        md="figures/ablations/replacement.md",
-        pdf="figures/ablations/replacement.pdf",
-        png=report(
-            "figures/ablations/replacement.png",
-            caption="../report/ablation_replacement.rst",
-            category="Ablations",
-            subcategory="F4 OT-metric sensitivity",
-        ),
-    log:
-        "logs/ablations/replacement.log",
-    benchmark:
-        "data/benchmarks/ablation_replacement.tsv"
-    conda:
-        ENV
-    params:
-        spec=as_json(REPLACEMENT),
-        stem=lambda w, output: output.csv[: -len(".csv")],
-    shell:
-        "weights2data ablation-report --kind replacement --spec {params.spec} "
-        "--out-stem {params.stem} > {log} 2>&1"
-
-
-if REPLACEMENT["runs"]:
-    ABLATION_TARGETS.append("figures/ablations/replacement.md")
+register_ablation(
+    "replacement",
+    kind="replacement",
+    spec=REPLACEMENT,
+    inputs=[r["path"] for r in REPLACEMENT["runs"]],
+)

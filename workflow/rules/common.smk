@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from weights2data.ablations import variant_name
+from weights2data.codeprint import step_fingerprint
 from weights2data.config import check_references, task_finetune
 from weights2data.selection import NEEDS_STORE
 
@@ -32,6 +33,13 @@ wildcard_constraints:
     base=r"[A-Za-z0-9_.-]+",
     task=r"[A-Za-z0-9_.-]+",
     dataset=r"[A-Za-z0-9_.-]+",
+
+
+def code_of(command):
+    """The fingerprint of the package code behind `weights2data <command>` (a params entry:
+    Snakemake reruns a step whose code changed; comments and docstrings do not count).
+    """
+    return step_fingerprint(command)
 
 
 def as_json(obj):
@@ -108,11 +116,16 @@ def run_path(kind, task, pool, grad, strategy, k, seed, ext, base=BASE):
 
 
 def task_spec(wildcards):
-    return config["tasks"][wildcards.task]
+    return TASKS[wildcards.task]
+
+
+def finetune_of(task):
+    """A task's finetune settings: the global section with the task's overrides."""
+    return task_finetune({"finetune": config["finetune"], "tasks": TASKS}, task)
 
 
 def task_dataset(wildcards):
-    return dataset_path(config["tasks"][wildcards.task]["dataset"])
+    return dataset_path(TASKS[wildcards.task]["dataset"])
 
 
 def run_paths(kind, base, task, strategies, k, ext):
@@ -182,8 +195,7 @@ def dataset_roles():
         for corpus in base.get("corpus") or []:
             roles[corpus].append(f"pretraining ({name})")
     for name, task in config["tasks"].items():
-        if name not in DERIVED_TASKS:
-            roles[task["dataset"]].append(f"{task['type']} task ({name})")
+        roles[task["dataset"]].append(f"{task['type']} task ({name})")
     roles.setdefault(POOL, []).append("seed pool")
     for pool in ablation_pools():
         roles.setdefault(pool, []).append("seed pool (ablation T4)")
@@ -256,10 +268,25 @@ def spec_files(spec):
 
 # ---- ablations (workflow/rules/ablation_*.smk; README "How to add an ablation")
 ABL = config["ablations"]
-# Each enabled ablation appends its table/figure files; `rule all` asks for them.
+# Each enabled ablation registers itself (register_ablation); `rule all` asks for its table.
 ABLATION_TARGETS = []
-# Tasks an ablation derives from a config task (e.g. T5's expert optimizers): name -> origin.
-DERIVED_TASKS = {}
+ABLATIONS = {}
+
+
+def register_ablation(name, kind, spec, inputs):
+    """One ablation for the ablation_report rule; its report kind (`weights2data ablation-report
+    --kind`), run list and input files; its caption is workflow/report/ablation_<name>.rst.
+    A disabled ablation (no runs) is skipped."""
+    if spec["runs"]:
+        ABLATIONS[name] = {"kind": kind, "spec": spec, "inputs": inputs}
+        ABLATION_TARGETS.append(f"figures/ablations/{name}.md")
+
+
+def ablation_caption(wildcards):
+    """The caption of one ablation's figure in the HTML report."""
+    return Path(
+        workflow.basedir, "workflow", "report", f"ablation_{wildcards.ablation}.rst"
+    )
 
 
 def ablation(name):
@@ -292,3 +319,33 @@ def ablation_pools():
     """Extra seed pools of the seed-distribution ablation (T4)."""
     section = ablation("seed_pools")
     return [p for p in (section["pools"] or []) if p != POOL] if section else []
+
+
+def optimizer_task():
+    """The SFT task of the optimizer ablation (T5): its own, Table 2's, or the first one."""
+    sft = [t for t, s in config["tasks"].items() if s["type"] == "sft"]
+    return ABL["optimizer"]["task"] or (
+        TABLE2["task"] if TABLE2 else (sft or [None])[0]
+    )
+
+
+def optimizer_derived_tasks():
+    """T5's experts trained with another optimizer: task "<task>-<optimizer>" is the task
+    with that optimizer's settings merged into its finetune overrides."""
+    section, task = ablation("optimizer"), optimizer_task()
+    if not section or task is None:
+        return {}
+    spec, derived = config["tasks"][task], {}
+    for name, overrides in section["optimizers"].items():
+        if dict(task_finetune(config, task), **overrides) != task_finetune(
+            config, task
+        ):
+            finetune = dict(spec.get("finetune") or {}, **overrides)
+            derived[f"{task}-{name}"] = dict(spec, finetune=finetune)
+    return derived
+
+
+# Every task that jobs can name: the config's, then the ones the ablations derive (the config
+# itself is never changed, so what a function sees does not depend on the include order).
+DERIVED_TASKS = {name: optimizer_task() for name in optimizer_derived_tasks()}
+TASKS = {**config["tasks"], **optimizer_derived_tasks()}

@@ -13,6 +13,7 @@ rule dataset:
     conda:
         ENV
     params:
+        code=code_of("dataset"),
         spec=lambda w: as_json(config["datasets"][w.dataset]),
         split_seed=config["split_seed"],
     shell:

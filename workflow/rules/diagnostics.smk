@@ -31,8 +31,9 @@ rule regime:
     resources:
         gpu=1,
     params:
+        code=code_of("regime"),
         task=lambda w: as_json(task_spec(w)),
-        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        finetune=lambda w: as_json(finetune_of(w.task)),
         spec=lambda w: as_json(gradient_spec(w.grad)),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],
@@ -62,6 +63,7 @@ rule diagnostics:
     conda:
         ENV
     params:
+        code=code_of("diagnostics-table"),
         spec=as_json(DIAG1),
         stem=lambda w, output: output.md[: -len(".md")],
     shell:
@@ -87,6 +89,7 @@ rule diagnostics_table2:
     conda:
         ENV
     params:
+        code=code_of("diagnostics-table"),
         spec=as_json(DIAG2),
         stem=lambda w, output: output.md[: -len(".md")],
     shell:

@@ -15,8 +15,9 @@ rule retrain:
     resources:
         gpu=1,
     params:
+        code=code_of("retrain"),
         task=lambda w: as_json(task_spec(w)),
-        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        finetune=lambda w: as_json(finetune_of(w.task)),
         retrain=as_json(config["retrain"]),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],
@@ -39,6 +40,8 @@ rule embed_pool:
     conda:
         ENV
     threads: config["threads"]
+    params:
+        code=code_of("embed"),
     shell:
         "weights2data embed --texts {input} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -56,6 +59,7 @@ rule embed_truth:
         ENV
     threads: config["threads"]
     params:
+        code=code_of("embed"),
         task=lambda w: as_json(task_spec(w)),
         split_seed=config["split_seed"],
     shell:
@@ -78,6 +82,7 @@ rule similarity:
     conda:
         ENV
     params:
+        code=code_of("similarity"),
         task=lambda w: as_json(task_spec(w)),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],

@@ -16,6 +16,7 @@ rule experts_report:
     conda:
         ENV
     params:
+        code=code_of("experts-report"),
         stem=lambda w, output: output.md[: -len(".md")],
     shell:
         "weights2data experts-report --metrics {input} --out-stem {params.stem} > {log} 2>&1"
@@ -56,6 +57,7 @@ rule table1:
     conda:
         ENV
     params:
+        code=code_of("table"),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
         "weights2data table --kind classification --retrain {input.retrain} "
@@ -98,6 +100,7 @@ rule table2:
     conda:
         ENV
     params:
+        code=code_of("table"),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
         "weights2data table --kind sft --retrain {input.retrain} "
@@ -124,6 +127,7 @@ rule table3:
     conda:
         ENV
     params:
+        code=code_of("datasets-table"),
         roles=as_json(dataset_roles()),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
@@ -156,6 +160,7 @@ rule class_balance:
     conda:
         ENV
     params:
+        code=code_of("class-balance"),
         stem=lambda w, output: output[0][: -len(".csv")],
         datasets=as_json(
             {t: dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS}
@@ -192,6 +197,8 @@ rule headline_metrics:
         "logs/headline_metrics.log",
     conda:
         ENV
+    params:
+        code=code_of("headline-metrics"),
     shell:
         "weights2data headline-metrics --table1 {input.table1} --table2 {input.table2} "
         "--diagnostics {input.diagnostics} --out {output} > {log} 2>&1"
@@ -212,6 +219,7 @@ rule runtime:
     conda:
         ENV
     params:
+        code=code_of("runtime-table"),
         stem=lambda w, output: output.md[: -len(".md")],
     shell:
         "weights2data runtime-table --benchmarks data/benchmarks --logs logs "

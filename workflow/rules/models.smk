@@ -15,6 +15,7 @@ rule pretrain_base:
     resources:
         gpu=1,
     params:
+        code=code_of("pretrain"),
         spec=lambda w: as_json(config["bases"][w.base]),
     shell:
         "weights2data pretrain --spec {params.spec} --corpus {input.corpus} "
@@ -24,7 +25,7 @@ rule pretrain_base:
 rule finetune_expert:
     input:
         base="data/models/base/{base}",
-        dataset=lambda w: dataset_path(config["tasks"][w.task]["dataset"]),
+        dataset=lambda w: dataset_path(TASKS[w.task]["dataset"]),
     output:
         model=directory("data/models/expert/{base}/{task}/{seed}"),
         metrics="data/metrics/expert/{base}/{task}/{seed}.json",
@@ -39,8 +40,9 @@ rule finetune_expert:
     resources:
         gpu=1,
     params:
-        task=lambda w: as_json(config["tasks"][w.task]),
-        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        code=code_of("finetune"),
+        task=lambda w: as_json(TASKS[w.task]),
+        finetune=lambda w: as_json(finetune_of(w.task)),
         split_seed=config["split_seed"],
     shell:
         "weights2data finetune --base {input.base} --dataset {input.dataset} "

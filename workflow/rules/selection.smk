@@ -10,6 +10,7 @@ rule pool_subset:
     conda:
         ENV
     params:
+        code=code_of("pool"),
         size=SEL["pool_size"],
     shell:
         "weights2data pool --dataset {input} --size {params.size} --seed {wildcards.seed} "
@@ -33,8 +34,9 @@ rule autolabel:
     resources:
         gpu=1,
     params:
+        code=code_of("autolabel"),
         task=lambda w: as_json(task_spec(w)),
-        finetune=lambda w: as_json(task_finetune(config, w.task)),
+        finetune=lambda w: as_json(finetune_of(w.task)),
         batch=SEL["label_batch_size"],
     shell:
         "weights2data autolabel --final {input.final} --pool {input.pool} "
@@ -64,8 +66,9 @@ if SHARDS == 1:
         resources:
             gpu=1,
         params:
+            code=code_of("gradient-store"),
             task=lambda w: as_json(task_spec(w)),
-            finetune=lambda w: as_json(task_finetune(config, w.task)),
+            finetune=lambda w: as_json(finetune_of(w.task)),
             spec=lambda w: as_json(gradient_spec(w.grad)),
         shell:
             "weights2data gradient-store --base {input.base} --final {input.final} "
@@ -92,8 +95,9 @@ else:
         resources:
             gpu=1,
         params:
+            code=code_of("gradient-store"),
             task=lambda w: as_json(task_spec(w)),
-            finetune=lambda w: as_json(task_finetune(config, w.task)),
+            finetune=lambda w: as_json(finetune_of(w.task)),
             spec=lambda w: as_json(gradient_spec(w.grad)),
             shards=SHARDS,
         shell:
@@ -118,6 +122,8 @@ else:
         localrule: True
         conda:
             ENV
+        params:
+            code=code_of("gather-gradients"),
         shell:
             "weights2data gather-gradients --shards {input.shards} --out {output} > {log} 2>&1"
 
@@ -135,6 +141,7 @@ rule select:
     conda:
         ENV
     params:
+        code=code_of("select-pool"),
         store=lambda w, input: f"--store {input.store}" if input.store else "",
         batch=SEL["batch_size"],
     shell:

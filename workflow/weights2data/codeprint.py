@@ -1,0 +1,129 @@
+"""Fingerprints of the package code that a pipeline step runs.
+
+Snakemake tracks no Python code behind a shell rule, so each rule passes its step's fingerprint
+as a ``params:`` entry: editing a function reruns exactly the steps that import it, directly or
+through other package modules, and nothing else. The fingerprint hashes the syntax tree (without
+docstrings), so a comment or docstring edit reruns nothing.
+
+Standard library only: the Snakefile loads this file by path, so it works in a Snakemake
+environment that lacks the package's dependencies.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE = PACKAGE_DIR.name
+# what every command runs through: the module-level imports of the CLI's entry module
+RUNNER = "cli"
+
+
+def step_fingerprint(command: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """12 hex digits naming the code behind ``weights2data <command>``."""
+    return _fingerprint(command, package_dir.resolve())
+
+
+@cache
+def _fingerprint(command: str, package_dir: Path) -> str:
+    graph = _ImportGraph(package_dir)
+    module, function = graph.entry(command)
+    seen = graph.closure(graph.function_imports(module, function) | graph.top_imports(RUNNER))
+    digest = hashlib.sha256(_canonical(function).encode())
+    for name in sorted(seen):
+        digest.update(f"\0{name}\0{graph.canonical(name)}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _canonical(node: ast.AST) -> str:
+    """The syntax tree without docstrings: what the code does, not how it is commented."""
+    for child in ast.walk(node):
+        body = getattr(child, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            child.body = body[1:] or [ast.Pass()]
+    return ast.dump(node, annotate_fields=False)
+
+
+class _ImportGraph:
+    """The package's modules (dotted names relative to the package) and who imports whom."""
+
+    def __init__(self, package_dir: Path) -> None:
+        self.root = package_dir
+        self.files = {
+            self._name(path): path
+            for path in sorted(package_dir.rglob("*.py"))
+            if "__pycache__" not in path.parts
+        }
+        self._trees: dict[str, ast.Module] = {}
+
+    def _name(self, path: Path) -> str:
+        parts = list(path.relative_to(self.root).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    def tree(self, name: str) -> ast.Module:
+        if name not in self._trees:
+            self._trees[name] = ast.parse(self.files[name].read_text(), str(self.files[name]))
+        return self._trees[name]
+
+    def canonical(self, name: str) -> str:
+        return _canonical(ast.parse(self.files[name].read_text()))
+
+    def entry(self, command: str) -> tuple[str, ast.FunctionDef]:
+        """The module and function that run a subcommand (``cmd_<command>`` by convention)."""
+        wanted = "cmd_" + command.replace("-", "_")
+        for name in self.files:
+            for node in self.tree(name).body:
+                if isinstance(node, ast.FunctionDef) and node.name == wanted:
+                    return name, node
+        raise LookupError(f"no function {wanted} in {self.root} for command {command!r}")
+
+    def _imports(self, module: str, nodes: list[ast.AST]) -> set[str]:
+        package = module if self.files[module].name == "__init__.py" else module.rpartition(".")[0]
+        found: set[str] = set()
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom):
+                base = self._resolve(package, node.module, node.level)
+                if base is None:
+                    continue
+                found.add(base)
+                found |= {f"{base}.{a.name}".strip(".") for a in node.names}
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    head, _, rest = alias.name.partition(".")
+                    if head == PACKAGE:
+                        found.add(rest)
+        return {name for name in found if name in self.files}
+
+    def _resolve(self, package: str, module: str | None, level: int) -> str | None:
+        if level == 0:
+            head, _, rest = (module or "").partition(".")
+            return rest if head == PACKAGE else None
+        parts = package.split(".") if package else []
+        parts = parts[: len(parts) - (level - 1)] if level > 1 else parts
+        return ".".join([*parts, *(module.split(".") if module else [])])
+
+    def function_imports(self, module: str, function: ast.FunctionDef) -> set[str]:
+        return self._imports(module, list(ast.walk(function))) | self.top_imports(module)
+
+    def top_imports(self, module: str) -> set[str]:
+        return self._imports(module, list(self.tree(module).body))
+
+    def closure(self, start: set[str]) -> set[str]:
+        """Every module reachable from ``start``, counting imports inside functions too."""
+        seen, todo = set(), list(start)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo.extend(self._imports(name, list(ast.walk(self.tree(name)))) - seen)
+        return seen
