@@ -23,7 +23,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from weights2data import warm
-from weights2data.data import build_dataset, write_dataset
+from weights2data.data.build import build_dataset
+from weights2data.data.files import write_dataset
 from weights2data.usage import cpu_model
 
 REPEATS = 5

@@ -151,7 +151,8 @@ def _dataset(prefix: str, n_train: int, labels: int) -> pd.DataFrame:
 
 
 def test_build_leaked_pool_uses_the_experts_training_texts(tmp_path):
-    from weights2data.data import sample_split, task_splits, write_dataset
+    from weights2data.data.files import write_dataset
+    from weights2data.data.splits import sample_split, task_splits
 
     task_table, pool_table = _dataset("task", 300, 3), _dataset("pool", 2000, 0)
     write_dataset(task_table, tmp_path / "task.parquet")

@@ -225,7 +225,7 @@ def test_unknown_strategy_lists_the_choices(checkpoints, capsys):
 
 
 def test_retrain_is_deterministic(checkpoints, tmp_path):
-    from weights2data.data import write_dataset
+    from weights2data.data.files import write_dataset
     from weights2data.evaluation import retrain
 
     _select(checkpoints, "-k", "10", out="r.parquet")

@@ -9,20 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weights2data.data import (
-    COLUMNS,
-    DATASETS,
-    SPLITS,
-    DatasetInfo,
-    _package_file,
-    build_dataset,
-    dataset_summary,
-    normalize_hf_dataset,
-    read_dataset,
-    sample_split,
-    split_passages,
-    write_dataset,
-)
+from weights2data.data.build import build_dataset, dataset_summary
+from weights2data.data.files import read_dataset, write_dataset
+from weights2data.data.normalise import COLUMNS, normalize_hf_dataset, split_passages
+from weights2data.data.registry import DATASETS, DatasetInfo, _package_file
+from weights2data.data.splits import SPLITS, sample_split
 from weights2data.errors import UserError
 
 # Measured on the packaged files after cleaning and deduplication (before: see DESIGN.md).

@@ -19,7 +19,7 @@ from weights2data.alignment import (
     selection_sum,
 )
 from weights2data.cli import main
-from weights2data.data import task_splits
+from weights2data.data.splits import task_splits
 from weights2data.diagnostics import (
     Encoding,
     accuracy,
@@ -341,7 +341,7 @@ def test_ordering_check_counts_disagreements():
 
 
 def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
-    from weights2data.data import write_dataset
+    from weights2data.data.files import write_dataset
 
     rows = [
         {"text": f"{s} {split} {i}", "label": int(LABELS[i % len(LABELS)]), "split": split}

@@ -13,7 +13,8 @@ import pytest
 
 from weights2data.cli import main
 from weights2data.config import load_config
-from weights2data.data import build_dataset, write_dataset
+from weights2data.data.build import build_dataset
+from weights2data.data.files import write_dataset
 from weights2data.errors import UserError
 
 TASK = {"dataset": "bbc", "type": "classification", "train_size": 20, "val_size": 5, "test_size": 5}

@@ -58,7 +58,7 @@ def test_metric_tokenizer_gives_the_pieces_of_transformers_fast_tokenizer():
     be those of transformers' tokenizer for the same folder, on real packaged texts too."""
     from transformers import AutoTokenizer
 
-    from weights2data.data import build_dataset
+    from weights2data.data.build import build_dataset
     from weights2data.metrics import minilm_dir
 
     reference = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)

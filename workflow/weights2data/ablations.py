@@ -160,7 +160,8 @@ def build_leaked_pool(
     The extra texts are the first ones of the seed's pool permutation, so for a pool no larger
     than the regular one they are exactly the regular pool's first rows.
     """
-    from .data import read_dataset, sample_split, task_splits
+    from .data.files import read_dataset
+    from .data.splits import sample_split, task_splits
 
     truth = task_splits(read_dataset(task_dataset), task, seed, split_seed)["train"]
     n_extra = leak_extra_count(len(truth), fraction)

@@ -13,7 +13,8 @@ from .usage import usage_line
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
-    from .data import build_dataset, write_dataset
+    from .data.build import build_dataset
+    from .data.files import write_dataset
 
     spec = dict(args.spec)
     source = spec.pop("source")

@@ -43,7 +43,7 @@ def _pct(value: float) -> str:
 
 def cmd_diagnose(args) -> None:
     from .alignment import checkpoint_cosines, mean_finite
-    from .data import build_dataset
+    from .data.build import build_dataset
     from .diagnostics import (
         Encoding,
         body_drift,

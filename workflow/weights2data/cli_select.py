@@ -16,7 +16,8 @@ def cmd_pool(args) -> None:
 
 
 def _task_classes(args) -> int | None:
-    from .data import num_classes_of, read_dataset
+    from .data.files import read_dataset
+    from .data.splits import num_classes_of
 
     if args.task["type"] != "classification":
         return None

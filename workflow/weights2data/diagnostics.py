@@ -31,7 +31,8 @@ import torch
 
 from .alignment import checkpoint_cosines, mean_finite
 from .atomic import atomic_path, write_json, write_parquet
-from .data import num_classes_of, read_dataset, task_splits
+from .data.files import read_dataset
+from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .formats import label_token_ids
 from .gradients import head_inputs, load_gradient_store

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_json
-from .data import num_classes_of, read_dataset, task_splits
+from .data.files import read_dataset
+from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .metrics import embed_texts, ot_distance, vocab_containment
 from .readers import read_array, read_table

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_json
-from .data import num_classes_of, read_dataset, task_splits
+from .data.files import read_dataset
+from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .models import load_model, load_tokenizer, save_model
 from .pretrain import PretrainConfig, import_hf_folder, import_hub, import_smollm2, pretrain_gpt2

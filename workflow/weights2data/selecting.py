@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_json, write_parquet
-from .data import build_dataset, read_dataset, sample_split
+from .data.build import build_dataset
+from .data.files import read_dataset
+from .data.splits import sample_split
 from .errors import UserError
 from .gradients import build_gradient_store, load_gradient_store, pseudolabel, shard_bounds
 from .models import check_same_architecture, load_model, load_tokenizer

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import dataset_summary, read_dataset
+from .data.build import dataset_summary
+from .data.files import read_dataset
 from .readers import read_record, read_table
 from .report import class_balance_figure, suffixed, table1, table2, table3
 from .report_paired import paired_rows, write_paired_table
