@@ -44,7 +44,7 @@ def hidden(n: int, direction: torch.Tensor, gen: torch.Generator) -> torch.Tenso
 
 
 def factors(loss: str, n: int, W, direction, gen):
-    """Per-position (p − e_y) rows, hidden states and example ids, like gradients.py builds."""
+    """Per-position (p − e_y) rows, hidden states and example ids, like closed_form.py builds."""
     positions = 1 if loss == "full_vocab" else LM_TOKENS
     H = hidden(n * positions, direction, gen)
     p = torch.softmax(H @ W.T, dim=1)

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gradients import gpt2_small, texts, tokenizer  # noqa: E402
 
 from weights2data.device import bf16_enabled, compute_device  # noqa: E402
-from weights2data.gradients import build_gradient_store, load_gradient_store, pseudolabel  # noqa: E402
+from weights2data.gradients.pseudolabels import pseudolabel  # noqa: E402
+from weights2data.gradients.store import build_gradient_store, load_gradient_store  # noqa: E402
 from weights2data.selection import greedy_select  # noqa: E402
 
 CLASSES = 4

@@ -266,7 +266,7 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
 
 def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
     """Through the pipeline step (config `gradients.model`): Δ stays θ0 − θf either way."""
-    from weights2data.gradients import load_gradient_store
+    from weights2data.gradients.store import load_gradient_store
     from weights2data.selecting import gradient_store
 
     labels = tmp_path / "labels.parquet"

@@ -31,7 +31,7 @@ from weights2data.diagnostics import (
     truth_gradient_sum,
 )
 from weights2data.errors import UserError
-from weights2data.gradients import per_example_gradients, target_direction
+from weights2data.gradients.closed_form import per_example_gradients, target_direction
 from weights2data.models import load_model, output_matrix
 from weights2data.report_diagnostics import ordering_check, write_diagnostics
 from weights2data.report_paired import paired_rows

@@ -16,7 +16,7 @@ import torch
 
 from weights2data.atomic import read_json
 from weights2data.config import task_finetune, validate_config
-from weights2data.gradients import load_gradient_store
+from weights2data.gradients.store import load_gradient_store
 from weights2data.selecting import gradient_store
 
 from .project_copy import ENV, PIPELINE, copy_project, run, smoke_config

@@ -17,9 +17,23 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from weights2data import gradients as G
 from weights2data.errors import UserError
 from weights2data.formats import encode_classification, encode_lm, label_token_ids, lm_targets
+from weights2data.gradients.closed_form import (
+    GRADIENT_LOSSES,
+    gradient_projector,
+    per_example_gradients,
+    target_direction,
+)
+from weights2data.gradients.models_io import interpolated_models
+from weights2data.gradients.pseudolabels import pseudolabel
+from weights2data.gradients.store import (
+    STORE_FILES,
+    build_gradient_store,
+    gather_gradient_stores,
+    load_gradient_store,
+    shard_bounds,
+)
 from weights2data.models import final_hidden, output_matrix
 from weights2data.projection import make_projector
 
@@ -158,7 +172,7 @@ def full_model_reference(model, texts, labels, loss, label_ids):
 
 
 def _closed_form(model, texts, labels, loss, projector=None):
-    return G.per_example_gradients(
+    return per_example_gradients(
         model,
         TOKENIZER,
         texts,
@@ -174,7 +188,7 @@ def _closed_form(model, texts, labels, loss, projector=None):
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
-@pytest.mark.parametrize("loss", G.LOSSES)
+@pytest.mark.parametrize("loss", GRADIENT_LOSSES)
 def test_closed_form_matches_autograd(arch, loss):
     model = MODELS[arch]()
     texts = make_texts(6)
@@ -199,7 +213,7 @@ def test_sketched_gradient_is_sketch_of_exact_gradient(kind, loss):
     texts = make_texts(5, seed=3)
     labels = np.array([2, 0, 1, 1, 0])
     exact = _closed_form(model, texts, labels, loss).reshape(len(texts), VOCAB, HIDDEN)
-    projector = G.gradient_projector(loss, VOCAB, HIDDEN, projection=kind, k=64, seed=7)
+    projector = gradient_projector(loss, VOCAB, HIDDEN, projection=kind, k=64, seed=7)
     got = _closed_form(model, texts, labels, loss, projector)
     want = torch.stack([projector.project_matrix(g) for g in exact])
     assert rel_err(got, want) <= 1e-10
@@ -209,7 +223,7 @@ def test_label_masked_can_be_projected_on_request():
     model = make_gpt2()
     texts, labels = make_texts(4), np.array([0, 1, 2, 0])
     exact = _closed_form(model, texts, labels, "label_masked").reshape(4, CLASSES, HIDDEN)
-    projector = G.gradient_projector(
+    projector = gradient_projector(
         "label_masked", VOCAB, HIDDEN, num_classes=CLASSES, projection="factored", k=16, seed=1
     )
     got = _closed_form(model, texts, labels, "label_masked", projector)
@@ -220,7 +234,7 @@ def test_lm_text_without_targets_has_zero_gradient_and_nan_loss():
     model = make_gpt2()
     got = _closed_form(model, ["", "w1 w2"], None, "lm")
     assert float(got[0].abs().sum()) == 0.0 and float(got[1].abs().sum()) > 0
-    frame = G.pseudolabel(model, TOKENIZER, ["", "w1 w2"], task_type="sft", max_length=MAX_LEN)
+    frame = pseudolabel(model, TOKENIZER, ["", "w1 w2"], task_type="sft", max_length=MAX_LEN)
     assert np.isnan(frame["loss"][0]) and np.isfinite(frame["loss"][1])
 
 
@@ -231,7 +245,7 @@ def test_lm_text_without_targets_has_zero_gradient_and_nan_loss():
 def test_pseudolabel_is_argmax_over_label_tokens(loss):
     model = make_gpt2()
     texts = make_texts(7, seed=5)
-    frame = G.pseudolabel(
+    frame = pseudolabel(
         model,
         TOKENIZER,
         texts,
@@ -257,7 +271,7 @@ def test_pseudolabel_is_argmax_over_label_tokens(loss):
 def test_pseudolabel_sft_is_mean_token_loss():
     model = make_llama()
     texts = make_texts(5, seed=6)
-    frame = G.pseudolabel(model, TOKENIZER, texts, task_type="sft", max_length=MAX_LEN)
+    frame = pseudolabel(model, TOKENIZER, texts, task_type="sft", max_length=MAX_LEN)
     assert frame["pseudolabel"].tolist() == [-1] * 5
     for i, text in enumerate(texts):
         batch = encode_lm(TOKENIZER, [text], MAX_LEN)
@@ -274,39 +288,39 @@ def test_target_direction_and_its_errors():
     base = make_gpt2()
     final = perturbed(base)
     label_ids = label_token_ids(TOKENIZER, CLASSES)
-    delta = G.target_direction(base, final, tokenizer=TOKENIZER, num_classes=CLASSES)
+    delta = target_direction(base, final, tokenizer=TOKENIZER, num_classes=CLASSES)
     want = (output_matrix(base) - output_matrix(final))[label_ids].detach().reshape(-1)
     np.testing.assert_allclose(delta, want.numpy(), rtol=1e-12)
     with pytest.raises(UserError, match="equals the base"):
-        G.target_direction(base, make_gpt2(), tokenizer=TOKENIZER, num_classes=CLASSES)
+        target_direction(base, make_gpt2(), tokenizer=TOKENIZER, num_classes=CLASSES)
     broken = perturbed(base)
     with torch.no_grad():
         output_matrix(broken)[label_ids[0], 0] = float("nan")
     with pytest.raises(UserError, match="NaN"):
-        G.target_direction(base, broken, loss="lm")
+        target_direction(base, broken, loss="lm")
 
 
 def test_interpolated_models_follow_the_line():
     base = make_llama()
     final = perturbed(base)
-    assert [c for c, _ in G.interpolated_models(base, final, 1)] == [0]
+    assert [c for c, _ in interpolated_models(base, final, 1)] == [0]
     w0, wf = output_matrix(base).detach().clone(), output_matrix(final).detach()
     seen = []
-    for c, model in G.interpolated_models(base, final, 4):
+    for c, model in interpolated_models(base, final, 4):
         seen.append(c)
         want = w0 + (c / 4) * (wf - w0)
         assert torch.allclose(output_matrix(model), want, rtol=0, atol=1e-14)
         assert torch.equal(output_matrix(base), w0)  # the base is never modified
     assert seen == [0, 1, 2, 3]
     with pytest.raises(UserError):
-        next(G.interpolated_models(base, final, 0))
+        next(interpolated_models(base, final, 0))
 
 
 # --------------------------------------------------------------------------- the store
 
 
 def _build(out, base, final, texts, labels, batch_size, **kw):
-    return G.build_gradient_store(
+    return build_gradient_store(
         base,
         final,
         texts,
@@ -333,19 +347,19 @@ def test_store_round_trip_independent_of_batch_size(tmp_path, loss, projection):
     meta3 = _build(tmp_path / "a", base, final, texts, labels, 3, **kw)
     meta7 = _build(tmp_path / "b", base, final, texts, labels, 7, **kw)
     assert meta3 == meta7
-    ga, ta, ma = G.load_gradient_store(tmp_path / "a")
-    gb, tb, mb = G.load_gradient_store(tmp_path / "b")
+    ga, ta, ma = load_gradient_store(tmp_path / "a")
+    gb, tb, mb = load_gradient_store(tmp_path / "b")
     assert np.array_equal(ga, gb) and np.array_equal(ta, tb) and ma == mb == meta3
     D = CLASSES * HIDDEN if loss == "label_masked" else 64
     assert ga.shape == (17, 2, D) and ta.shape == (2, D) and ga.dtype == np.float32
     assert (ma["N"], ma["C"], ma["D"], ma["loss"], ma["seed"]) == (17, 2, D, loss, 3)
-    projector = G.gradient_projector(
+    projector = gradient_projector(
         loss, VOCAB, HIDDEN, num_classes=CLASSES, projection=projection, k=64, seed=3
     )
-    for c, model in G.interpolated_models(base, final, 2):
+    for c, model in interpolated_models(base, final, 2):
         want = _closed_form(model, texts, labels, loss, projector)
         np.testing.assert_allclose(ga[:, c], want.numpy(), rtol=1e-5, atol=1e-6)
-    delta = G.target_direction(
+    delta = target_direction(
         base, final, loss=loss, tokenizer=TOKENIZER, num_classes=CLASSES, projector=projector
     )
     np.testing.assert_allclose(ta, np.tile(delta, (2, 1)), rtol=1e-6)
@@ -367,12 +381,12 @@ def test_store_errors(tmp_path):
     assert meta["base_fingerprint"] != meta["final_fingerprint"]
     (tmp_path / "s" / "target.f32").unlink()
     with pytest.raises(UserError, match="incomplete"):
-        G.load_gradient_store(tmp_path / "s")
+        load_gradient_store(tmp_path / "s")
     _build(tmp_path / "t", base, final, texts, [0, 1, 2, 0], 2)
     with open(tmp_path / "t" / "grads.f32", "ab") as fh:
         fh.write(b"\0\0\0\0")
     with pytest.raises(UserError, match="bytes"):
-        G.load_gradient_store(tmp_path / "t")
+        load_gradient_store(tmp_path / "t")
 
 
 def test_dense_projection_rejected_for_big_vocabularies():
@@ -384,15 +398,15 @@ def test_dense_projection_rejected_for_big_vocabularies():
 
 
 def test_shard_bounds_tile_the_pool_on_batch_boundaries():
-    assert G.shard_bounds(10, 3, 2) == [(0, 2), (2, 6), (6, 10)]
-    assert G.shard_bounds(3, 4, 2) == [(0, 0), (0, 2), (2, 2), (2, 3)]  # empty shards
+    assert shard_bounds(10, 3, 2) == [(0, 2), (2, 6), (6, 10)]
+    assert shard_bounds(3, 4, 2) == [(0, 0), (0, 2), (2, 2), (2, 3)]  # empty shards
     for n, shards, batch in [(1, 1, 5), (17, 4, 3), (300, 3, 64), (64, 2, 64)]:
-        bounds = G.shard_bounds(n, shards, batch)
+        bounds = shard_bounds(n, shards, batch)
         assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == shards
         assert all(a == b for (_, a), (b, _) in zip(bounds, bounds[1:], strict=False))
         assert all(start % batch == 0 for start, _ in bounds)
     with pytest.raises(UserError, match="shards"):
-        G.shard_bounds(5, 0, 2)
+        shard_bounds(5, 0, 2)
 
 
 @pytest.mark.parametrize("loss,shards", [("label_masked", 3), ("lm", 2), ("label_masked", 8)])
@@ -405,12 +419,12 @@ def test_gathered_shards_equal_the_unsharded_store_byte_for_byte(tmp_path, loss,
     kw.update(seed=2, checkpoints=2)
     _build(tmp_path / "whole", base, final, texts, labels, 3, **kw)
     parts = []
-    for i, rows in enumerate(G.shard_bounds(len(texts), shards, 3)):  # 8 shards: some empty
+    for i, rows in enumerate(shard_bounds(len(texts), shards, 3)):  # 8 shards: some empty
         parts.append(tmp_path / f"shard{i}")
         meta = _build(parts[-1], base, final, texts, labels, 3, rows=rows, **kw)
         assert meta["N"] == rows[1] - rows[0] and meta["shard"]["pool_size"] == 17
-    G.gather_gradient_stores(parts, tmp_path / "gathered")
-    for name in G.STORE_FILES:
+    gather_gradient_stores(parts, tmp_path / "gathered")
+    for name in STORE_FILES:
         assert (tmp_path / "whole" / name).read_bytes() == (
             tmp_path / "gathered" / name
         ).read_bytes()
@@ -420,19 +434,19 @@ def test_gather_refuses_gaps_and_mismatched_shards(tmp_path):
     base = make_gpt2()
     final = perturbed(base)
     texts, labels = make_texts(8, seed=1), np.arange(8) % CLASSES
-    bounds = G.shard_bounds(8, 2, 2)
+    bounds = shard_bounds(8, 2, 2)
     for i, rows in enumerate(bounds):
         _build(tmp_path / f"s{i}", base, final, texts, labels, 2, rows=rows)
     with pytest.raises(UserError, match="missing"):
-        G.gather_gradient_stores([tmp_path / "s0"], tmp_path / "out")
+        gather_gradient_stores([tmp_path / "s0"], tmp_path / "out")
     with pytest.raises(UserError, match="continue"):
-        G.gather_gradient_stores([tmp_path / "s1", tmp_path / "s0"], tmp_path / "out")
+        gather_gradient_stores([tmp_path / "s1", tmp_path / "s0"], tmp_path / "out")
     _build(tmp_path / "other", base, perturbed(base, seed=7), texts, labels, 2, rows=bounds[1])
     with pytest.raises(UserError, match="other settings or models"):
-        G.gather_gradient_stores([tmp_path / "s0", tmp_path / "other"], tmp_path / "out")
+        gather_gradient_stores([tmp_path / "s0", tmp_path / "other"], tmp_path / "out")
     _build(tmp_path / "whole", base, final, texts, labels, 2)
     with pytest.raises(UserError, match="not a shard store"):
-        G.gather_gradient_stores([tmp_path / "whole"], tmp_path / "out")
+        gather_gradient_stores([tmp_path / "whole"], tmp_path / "out")
     with pytest.raises(UserError, match="batch boundary"):
         _build(tmp_path / "bad", base, final, texts, labels, 2, rows=(1, 4))
     assert not (tmp_path / "out").exists() and not (tmp_path / "bad").exists()

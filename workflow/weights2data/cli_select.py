@@ -58,7 +58,7 @@ def cmd_gradient_store(args) -> None:
 
 
 def cmd_gather_gradients(args) -> None:
-    from .gradients import gather_gradient_stores
+    from .gradients.store import gather_gradient_stores
 
     meta = gather_gradient_stores([Path(s) for s in args.shards], Path(args.out))
     print(f"gathered {len(args.shards)} shards: N={meta['N']} -> {args.out}")

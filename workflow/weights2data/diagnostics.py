@@ -35,7 +35,8 @@ from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .formats import label_token_ids
-from .gradients import head_inputs, load_gradient_store
+from .gradients.closed_form import head_inputs
+from .gradients.store import load_gradient_store
 from .models import check_same_architecture, load_model, load_tokenizer, output_matrix
 
 # A layer is a transformer block (GPT-2 "h.3", Llama "layers.3", BERT "layer.3") or, outside

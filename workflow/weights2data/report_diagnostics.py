@@ -24,7 +24,7 @@ import pandas as pd
 from . import figstyle
 from .alignment import class_counts, load_sum, selection_alignment
 from .atomic import write_text
-from .gradients import load_gradient_store
+from .gradients.store import load_gradient_store
 from .readers import read_record, read_table
 from .report import MISSING, cell_of, format_number, markdown_table, suffixed, write_csv
 from .report_paired import interval_text, paired_rows, verdict

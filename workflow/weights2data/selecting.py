@@ -17,7 +17,8 @@ from .data.build import build_dataset
 from .data.files import read_dataset
 from .data.splits import sample_split
 from .errors import UserError
-from .gradients import build_gradient_store, load_gradient_store, pseudolabel, shard_bounds
+from .gradients.pseudolabels import pseudolabel
+from .gradients.store import build_gradient_store, load_gradient_store, shard_bounds
 from .models import check_same_architecture, load_model, load_tokenizer
 from .projection import DEFAULT_PROJECTION
 from .readers import read_record, read_table
@@ -91,8 +92,8 @@ def gradient_store(
 ) -> dict:
     """Per-example last-layer gradients of the pool under the gradient model (+ Δ).
 
-    ``shard = (i, S)`` writes shard i of S (``gradients.shard_bounds``); gather them with
-    ``gradients.gather_gradient_stores``.
+    ``shard = (i, S)`` writes shard i of S (``gradients.store.shard_bounds``); gather them with
+    ``gradients.store.gather_gradient_stores``.
     """
     labels = read_table(labels_path, "labels", LABEL_COLUMNS)
     batch_size = spec.get("batch_size", 64)

@@ -20,7 +20,7 @@ from .formats import encode_classification, encode_lm, label_token_ids, lm_targe
 from .models import final_hidden, output_matrix
 from .progress import tqdm
 
-LOSSES = ("label_masked", "full_vocab")
+CLASSIFICATION_LOSSES = ("label_masked", "full_vocab")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
@@ -47,8 +47,8 @@ class TrainConfig:
         if self.task_type not in ("classification", "sft"):
             raise UserError(f"task type must be 'classification' or 'sft', got {self.task_type!r}.")
         if self.task_type == "classification":
-            if self.loss not in LOSSES:
-                raise UserError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+            if self.loss not in CLASSIFICATION_LOSSES:
+                raise UserError(f"loss must be one of {CLASSIFICATION_LOSSES}, got {self.loss!r}.")
             if self.num_classes < 2:
                 raise UserError("a classification task needs at least 2 classes.")
         if self.optimizer not in OPTIMIZERS:

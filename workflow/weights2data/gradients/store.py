@@ -1,0 +1,394 @@
+"""The on-disk gradient store: every pool text's sketched gradient at each checkpoint, and Δ.
+
+Written once per (task, variant) by the gradients step and read by every selection strategy, so
+the pool's gradients are computed once. A store can be built in row shards (one job each) and
+gathered into a store byte-identical to the unsharded one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from ..models import check_same_architecture, output_matrix, weights_fingerprint
+from ..progress import tqdm
+from ..projection import Projector
+from .closed_form import (
+    _check_labels,
+    _check_loss,
+    _label_ids,
+    _output_rows,
+    gradient_projector,
+    head_inputs,
+    sketch_gradients,
+    target_direction,
+)
+from .models_io import ModelLike, _as_model, _as_tokenizer, interpolated_models
+
+STORE_FILES = ("grads.f32", "target.f32", "meta.json")
+STORE_VERSION = 1
+SHARD_KEY = "shard"  # meta of a shard store: its row range within the pool
+
+
+def _fingerprint(model: ModelLike) -> str:
+    """The weights' identity: file hash for a folder, parameter hash for a loaded model."""
+    if not isinstance(model, torch.nn.Module):
+        return weights_fingerprint(model)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _StoreJob:
+    """What every forward batch of one store build shares: the pool, its labels, the settings."""
+
+    tokenizer: object
+    texts: list[str]
+    labels: np.ndarray | None
+    loss: str
+    label_ids: list[int] | None
+    projector: Projector
+    max_length: int
+    truncate: str
+    batch_size: int
+    span: range  # the pool rows this store (or shard) holds
+
+
+def build_gradient_store(
+    base: ModelLike,
+    final: ModelLike,
+    texts: Sequence[str],
+    labels: np.ndarray | Sequence[int] | None,
+    out_dir: str | os.PathLike,
+    *,
+    tokenizer=None,
+    loss: str = "label_masked",
+    num_classes: int | None = None,
+    checkpoints: int = 1,
+    projection: str | None = None,
+    k: int = 1024,
+    seed: int = 0,
+    max_length: int = 32,
+    truncate: str = "left",
+    batch_size: int = 32,
+    progress: bool = True,
+    gradient_model: str = "base",
+    rows: tuple[int, int] | None = None,
+) -> dict:
+    """Write ``out_dir/{grads.f32, target.f32, meta.json}`` atomically; return the meta dict.
+
+    ``gradient_model="final"`` takes the gradients under θf instead of θ0 (what the authors'
+    last code did by accident; the paper and the default use the base). Δ is θ0 − θf either way.
+
+    ``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c.
+    The pool is streamed in batches, so memory does not grow with N. ``target.f32`` is C×D and
+    holds the SAME Δ = θ0 − θf (last layer) in every row: the checkpoints lie on the straight line
+    θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a positive multiple of
+    Δ, and cosine ignores the scale. ``labels`` are the pseudolabels (ignored for loss "lm").
+
+    ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
+    the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
+    """
+    texts = _checked_store_request(texts, loss, batch_size, checkpoints, gradient_model)
+    tokenizer = _as_tokenizer(tokenizer, base)
+    base_m, final_m = _as_model(base), _as_model(final)
+    check_same_architecture(base_m, final_m)
+    label_ids = _label_ids(loss, tokenizer, num_classes)
+    labels = _check_labels(labels, len(texts), loss, num_classes)
+    projector, target = _projector_and_target(
+        base_m, final_m, tokenizer, loss, num_classes, projection, k, seed
+    )
+    span = range(*_row_range(rows, len(texts), batch_size))
+    job = _StoreJob(
+        tokenizer, texts, labels, loss, label_ids, projector, max_length, truncate, batch_size, span
+    )
+    meta = _store_meta(job, base, final, checkpoints, gradient_model, seed, num_classes, rows)
+    models = _gradient_models(base_m, final_m, gradient_model, checkpoints)
+    _write_store(out_dir, job, models, target, meta, checkpoints, progress)
+    return meta
+
+
+def _checked_store_request(
+    texts: Sequence[str], loss: str, batch_size: int, checkpoints: int, gradient_model: str
+) -> list[str]:
+    """Refuse a build whose settings cannot work, before any model is loaded; the pool as a list."""
+    _check_loss(loss)
+    if batch_size < 1:
+        raise UserError("batch_size must be at least 1.")
+    texts = list(texts)
+    if len(texts) == 0:
+        raise UserError("the pool is empty; a gradient store needs at least one text.")
+    if not isinstance(checkpoints, int | np.integer) or checkpoints < 1:
+        raise UserError(f"checkpoints must be a positive integer, got {checkpoints!r}.")
+    if gradient_model not in ("base", "final"):
+        raise UserError(f"gradient_model must be 'base' or 'final', got {gradient_model!r}.")
+    if gradient_model == "final" and checkpoints != 1:
+        raise UserError(
+            "gradients under the final model take no interpolated checkpoints; "
+            "set checkpoints: 1 or gradient model: base."
+        )
+    return texts
+
+
+def _projector_and_target(
+    base_m: torch.nn.Module,
+    final_m: torch.nn.Module,
+    tokenizer,
+    loss: str,
+    num_classes: int | None,
+    projection: str | None,
+    k: int,
+    seed: int,
+) -> tuple[Projector, np.ndarray]:
+    """The store's projector, and Δ sketched with it."""
+    V, d = output_matrix(base_m).shape
+    projector = gradient_projector(
+        loss, V, d, num_classes=num_classes, projection=projection, k=k, seed=seed
+    )
+    target = target_direction(
+        base_m,
+        final_m,
+        loss=loss,
+        tokenizer=tokenizer,
+        num_classes=num_classes,
+        projector=projector,
+    )
+    return projector, target
+
+
+def _store_meta(
+    job: _StoreJob,
+    base: ModelLike,
+    final: ModelLike,
+    checkpoints: int,
+    gradient_model: str,
+    seed: int,
+    num_classes: int | None,
+    rows: tuple[int, int] | None,
+) -> dict:
+    """The store's meta.json: the models' identities, every setting, the layout."""
+    D = job.projector.k
+    meta = {
+        "version": STORE_VERSION,
+        "base_fingerprint": _fingerprint(base),
+        "final_fingerprint": _fingerprint(final),
+        "loss": job.loss,
+        "reduction": "mean over the text's tokens" if job.loss == "lm" else "one label position",
+        "projection": job.projector.describe(),
+        "k": D,
+        "D": D,
+        "C": int(checkpoints),
+        "gradient_model": gradient_model,
+        "N": len(job.span),
+        "seed": int(seed),
+        "num_classes": num_classes,
+        "label_token_ids": job.label_ids,
+        "max_length": job.max_length,
+        "truncate": job.truncate,
+        "dtype": "float32",
+        "layout": "grads.f32: N×C×D row-major; target.f32: C×D (the same Δ = θ0 − θf per row)",
+    }
+    if rows is not None:
+        meta[SHARD_KEY] = {
+            "start": job.span.start,
+            "stop": job.span.stop,
+            "pool_size": len(job.texts),
+        }
+    return meta
+
+
+def _gradient_models(
+    base_m: torch.nn.Module, final_m: torch.nn.Module, gradient_model: str, checkpoints: int
+) -> Iterable[tuple[int, torch.nn.Module]]:
+    """``(c, θ_c)`` to take the gradients under: the interpolated checkpoints, or θf alone."""
+    if gradient_model == "final":
+        return [(0, final_m)]
+    return interpolated_models(base_m, final_m, checkpoints)
+
+
+def _write_store(
+    out_dir: str | os.PathLike,
+    job: _StoreJob,
+    models: Iterable[tuple[int, torch.nn.Module]],
+    target: np.ndarray,
+    meta: dict,
+    checkpoints: int,
+    progress: bool,
+) -> None:
+    """Stream the pool through each checkpoint's model into the memmap; write Δ and meta."""
+    N = len(job.span)
+    n_batches = math.ceil(N / job.batch_size)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        grads = _new_grads_file(tmp / "grads.f32", (N, checkpoints, job.projector.k))
+        bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="gradient store")
+        for c, model in models:
+            _fill_checkpoint(grads, c, model, job, bar)
+        bar.close()
+        if isinstance(grads, np.memmap):
+            grads.flush()
+        del grads
+        np.tile(target.astype(np.float32), (checkpoints, 1)).tofile(tmp / "target.f32")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _fill_checkpoint(
+    grads: np.ndarray, c: int, model: torch.nn.Module, job: _StoreJob, bar
+) -> None:
+    """Checkpoint c's sketched gradient of every text in the job's rows, batch by batch."""
+    rows = _output_rows(model, job.loss, job.label_ids)
+    first, last = job.span.start, job.span.stop
+    for start in range(first, last, job.batch_size):
+        stop = min(start + job.batch_size, last)
+        inputs = head_inputs(
+            model,
+            job.tokenizer,
+            job.texts[start:stop],
+            None if job.labels is None else job.labels[start:stop],
+            loss=job.loss,
+            label_ids=job.label_ids,
+            max_length=job.max_length,
+            truncate=job.truncate,
+        )
+        with torch.no_grad():
+            block = sketch_gradients(inputs, rows, job.projector)
+        grads[start - first : stop - first, c] = block.float().cpu().numpy()
+        bar.update(1)
+
+
+def _row_range(rows: tuple[int, int] | None, n: int, batch_size: int) -> tuple[int, int]:
+    """Validate a shard's row range; None means the whole pool."""
+    if rows is None:
+        return 0, n
+    start, stop = (int(value) for value in rows)
+    if not 0 <= start <= stop <= n:
+        raise UserError(f"shard rows {start} … {stop} lie outside the {n}-text pool.")
+    if start % batch_size:
+        raise UserError(
+            f"a shard must start on a batch boundary (a multiple of {batch_size}); use "
+            "shard_bounds(...) to cut the pool."
+        )
+    return start, stop
+
+
+def _new_grads_file(path: Path, shape: tuple[int, int, int]):
+    """A writable float32 memmap of ``shape`` (an empty file and array for zero rows)."""
+    if shape[0] == 0:
+        path.touch()
+        return np.zeros(shape, dtype=np.float32)
+    return np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
+
+
+def load_gradient_store(out_dir: str | os.PathLike) -> tuple[np.memmap, np.ndarray, dict]:
+    """Open a store read-only: (grads memmap N×C×D, target C×D, meta)."""
+    folder = Path(out_dir)
+    rebuild = "rebuild it with the gradients step"
+    missing = [name for name in STORE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UserError(
+            f"gradient store {str(folder)!r} is incomplete (missing "
+            f"{', '.join(missing)}); {rebuild}."
+        )
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        N, C, D = int(meta["N"]), int(meta["C"]), int(meta["D"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"gradient store {str(folder)!r} has an unreadable meta.json ({exc}); {rebuild}."
+        ) from exc
+    for name, shape in (("grads.f32", (N, C, D)), ("target.f32", (C, D))):
+        size = (folder / name).stat().st_size
+        if size != 4 * math.prod(shape):
+            raise UserError(
+                f"{name} in {str(folder)!r} holds {size} bytes but meta.json says "
+                f"{'×'.join(map(str, shape))} float32; {rebuild}."
+            )
+    if N == 0:  # an empty shard: numpy cannot map an empty file
+        grads = np.zeros((0, C, D), dtype=np.float32)
+    else:
+        grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=(N, C, D))
+    target = np.fromfile(folder / "target.f32", dtype=np.float32).reshape(C, D)
+    return grads, target, meta
+
+
+# --------------------------------------------------------------------------- sharded stores
+
+
+def shard_bounds(n: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
+    """Row ranges of ``shards`` near-equal shards of an n-text pool, cut at batch boundaries.
+
+    Cutting where the unsharded store's batches end makes every shard run the very same forward
+    batches, so the gathered store is byte-identical to the unsharded one. Trailing shards may
+    be empty when the pool has fewer batches than shards.
+    """
+    if shards < 1:
+        raise UserError(f"shards must be a positive integer, got {shards!r}.")
+    if batch_size < 1:
+        raise UserError("batch_size must be at least 1.")
+    n_batches = math.ceil(n / batch_size)
+    cuts = [min(n, (i * n_batches // shards) * batch_size) for i in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def gather_gradient_stores(
+    shard_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+) -> dict:
+    """Join shard stores (in order) into one store, streaming; atomically written.
+
+    Each shard's meta names its row range; the ranges must tile 0 … N without gaps, and every
+    shard must hold the same Δ and settings. The result is exactly the unsharded store.
+    """
+    if not shard_dirs:
+        raise UserError("no shard stores to gather.")
+    opened = [load_gradient_store(folder) for folder in shard_dirs]
+    metas = [meta for _, _, meta in opened]
+    first = metas[0]
+    if SHARD_KEY not in first:
+        raise UserError(f"{str(shard_dirs[0])!r} is not a shard store (its meta has no 'shard').")
+    total = first[SHARD_KEY]["pool_size"]
+    expected_start = 0
+    settings = {key: value for key, value in first.items() if key not in (SHARD_KEY, "N")}
+    for folder, (_, target, meta) in zip(shard_dirs, opened, strict=True):
+        info = meta.get(SHARD_KEY)
+        if info is None or info["pool_size"] != total or info["start"] != expected_start:
+            raise UserError(
+                f"shard {str(folder)!r} does not continue the previous shards at row "
+                f"{expected_start} of {total}; rebuild the shards of this store together."
+            )
+        if {k: v for k, v in meta.items() if k not in (SHARD_KEY, "N")} != settings or not (
+            np.array_equal(target, opened[0][1])
+        ):
+            raise UserError(
+                f"shard {str(folder)!r} was built with other settings or models than "
+                f"{str(shard_dirs[0])!r}; rebuild the shards of this store together."
+            )
+        expected_start = info["stop"]
+    if expected_start != total:
+        raise UserError(
+            f"the shards cover rows 0 … {expected_start} of a {total}-text pool; "
+            "some shards are missing."
+        )
+    meta = dict(settings, N=total)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with open(tmp / "grads.f32", "wb") as sink:
+            for folder in shard_dirs:
+                with open(Path(folder) / "grads.f32", "rb") as source:
+                    shutil.copyfileobj(source, sink, 1 << 24)
+        shutil.copyfile(Path(shard_dirs[0]) / "target.f32", tmp / "target.f32")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
