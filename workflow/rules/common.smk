@@ -254,7 +254,7 @@ def spec_files(spec):
     return sorted(files)
 
 
-# ---- ablations (workflow/rules/ablation_*.smk; README "How to add an ablation")
+# ---- ablations (workflow/rules/ablation_*.smk; docs/ablations.md, "How to add an ablation")
 ABL = config["ablations"]
 # Each enabled ablation appends its table/figure files; `rule all` asks for them.
 ABLATION_TARGETS = []
