@@ -1,4 +1,4 @@
-"""Dataset-similarity metrics against hand-computed values and brute force (SPEC §7)."""
+"""Dataset-similarity metrics against hand-computed values and brute force."""
 
 from __future__ import annotations
 

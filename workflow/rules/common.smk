@@ -266,7 +266,7 @@ def spec_files(spec):
     return sorted(files)
 
 
-# ---- ablations (workflow/rules/ablation_*.smk; README "How to add an ablation")
+# ---- ablations (workflow/rules/ablation_*.smk; docs/ablations.md, "How to add an ablation")
 ABL = config["ablations"]
 # Each enabled ablation registers itself (register_ablation); `rule all` asks for its table.
 ABLATION_TARGETS = []

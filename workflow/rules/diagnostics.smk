@@ -1,4 +1,4 @@
-# Regime diagnostics (README "Is the premise true?"): one `regime` job per expert and store
+# Regime diagnostics (docs/premise.md): one `regime` job per expert and store
 # variant, then one table per results table. Evaluation side only: nothing here feeds back
 # into a selection.
 

@@ -1,4 +1,4 @@
-"""The paper's ablations (SPEC §8: F2–F5, T4, T5 and the checkpoint sweep).
+"""The paper's ablations (Figures 2–5: F2–F5, Tables 4–5: T4, T5) and the checkpoint sweep.
 
 Two kinds of code live here:
 

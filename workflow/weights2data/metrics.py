@@ -1,4 +1,4 @@
-"""How close a selected set is to the true training set (SPEC §7), independent of retraining.
+"""How close a selected set is to the true training set, independent of retraining.
 
 Two views of "close": lexical (vocabulary containment of token sets) and semantic (optimal
 transport between sentence-embedding clouds), plus recovery precision/recall when the true

@@ -1,4 +1,4 @@
-"""Tables and figures of the paper, regenerated from per-run records (SPEC §8: T1, T2, T3).
+"""Tables and figures of the paper, regenerated from per-run records (Tables 1-3).
 
 Every table is written three ways from one summary: a tidy CSV (one row per task/model ×
 strategy × metric, with mean, std, the 95% CI half-width and n), a GitHub-Markdown table and a

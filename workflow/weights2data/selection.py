@@ -1,4 +1,4 @@
-"""SELECT and every baseline: pick K distinct pool indices from a gradient store (SPEC §4.6, §5).
+"""SELECT and every baseline: pick K distinct pool indices from a gradient store.
 
 The store is ``grads`` (N×C×D, usually a float32 memmap) with one target row ``Δ_c`` per
 checkpoint (C×D). Everything streams over row blocks, so a store larger than RAM works.
