@@ -1,5 +1,7 @@
 """weights2data: SELECT and every experiment of "Approximating LM Training Data from Weights"."""
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -26,13 +28,16 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/ablation_common.smk"
-include: "workflow/rules/ablation_scaling.smk"
-include: "workflow/rules/ablation_leakage.smk"
-include: "workflow/rules/ablation_replacement.smk"
-include: "workflow/rules/ablation_projection.smk"
-include: "workflow/rules/ablation_seed_pools.smk"
-include: "workflow/rules/ablation_optimizer.smk"
-include: "workflow/rules/ablation_checkpoints.smk"
+
+
+# every ablation in its own file; each registers its report with rule ablation_report
+for ablation_file in sorted(
+    Path(workflow.basedir, "workflow/rules/ablations").glob("*.smk")
+):
+
+    include: ablation_file
+
+
 include: "workflow/rules/ablation_report.smk"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fill the result tables of README.md and docs/results.md from the committed run's files, so
-they are never typed in.
+"""Fill the result tables of README.md and docs/results.md, and the worked example of
+docs/ablations.md, from the repository's own files, so they are never typed in or copied.
 
 A block is two marker lines around generated text:
 
@@ -9,7 +9,8 @@ A block is two marker lines around generated text:
     <!-- /figures/table1.md -->
 
 `python scripts/readme_tables.py` rewrites every block from its file; `--check` only says which
-blocks differ from their files (exit 1). A path is relative to the repository root.
+blocks differ from their files (exit 1). A path is relative to the repository root; a file that
+is not Markdown (a rule file) is shown as a fenced code block.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "docs/results.md")
+DOCUMENTS = ("README.md", "docs/results.md", "docs/ablations.md")
+FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python"}
 BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)
 
 
@@ -34,6 +36,8 @@ def render(text: str, root: Path = ROOT) -> tuple[str, list[str]]:
             raise SystemExit(f"README block names {match['path']}, which does not exist.")
         body = path.read_text()
         body = body if body.endswith("\n") else body + "\n"
+        if path.suffix in FENCE:
+            body = f"```{FENCE[path.suffix]}\n{body}```\n"
         if body != match["body"]:
             changed.append(match["path"])
         return match.group(1) + body + match.group(4)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from weights2data import ablations as ab
 from weights2data.errors import UserError
@@ -380,24 +381,30 @@ def _snakemake(*args: str, cwd: Path = ROOT) -> str:
 
 
 def _walkthrough() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## How to add an ablation")
-    end = readme.find("\n## ", start + 1)
-    return readme[start : end if end > 0 else None]
+    doc = (ROOT / "docs" / "ablations.md").read_text()
+    start = doc.index("## How to add an ablation")
+    end = doc.find("\n## ", start + 1)
+    return doc[start : end if end > 0 else None]
 
 
-def test_readme_walkthrough_rule_is_in_the_dry_run_dag(tmp_path):
+def test_worked_example_ablation_is_five_files_and_in_the_dry_run_dag(tmp_path):
+    """docs/ablations.md shows the real rule file (a generated block) of an ablation that is
+    its schema section, that file, its sizes in the two configs and a caption; the dry run
+    plans its report."""
     section = _walkthrough()
-    rules = re.findall(r"^\s*rule (\w+):", section, flags=re.M)
-    files = re.findall(r"workflow/rules/(ablation_\w+\.smk)", section)
-    assert rules and files, "the walkthrough shows no rule / file"
-    for rule in rules:
-        assert f"rule {rule}:" in (ROOT / "workflow" / "rules" / files[0]).read_text()
-    include = f'include: "workflow/rules/{files[0]}"'
-    assert include in section and include in (ROOT / "Snakefile").read_text()
-    out = _snakemake("-n", "--directory", str(tmp_path))
-    for rule in rules:
-        assert re.search(rf"^(local)?rule {rule}:", out, flags=re.M), rule
+    (rel,) = re.findall(r"<!-- (workflow/rules/ablations/(\w+)\.smk) -->", section)
+    path, name = rel
+    rule_file = (ROOT / path).read_text()
+    assert f'register_ablation(\n    "{name}"' in rule_file
+    assert rule_file in section  # the block is the file itself, not a copy that can drift
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert name in schema["properties"]["ablations"]["properties"]
+    for config in ("config.yaml", "config/smoke.yaml"):
+        assert name in yaml.safe_load((ROOT / config).read_text())["ablations"], config
+    assert (ROOT / "workflow" / "report" / f"ablation_{name}.rst").stat().st_size > 0
+    out = _snakemake("-n", "--directory", str(tmp_path), f"figures/ablations/{name}.md")
+    assert re.search(r"^(local)?rule ablation_report:", out, flags=re.M)
+    assert f"ablation={name}" in out
 
 
 def test_leaked_pools_resolve_to_their_own_rules(tmp_path):

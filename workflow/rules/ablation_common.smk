@@ -3,31 +3,6 @@
 # ablation is disabled. The rules live in ablation_<name>.smk.
 
 
-def scaling_spec():
-    section = ablation("scaling")
-    if not section:
-        return {"runs": []}
-    task = ablation_task()
-    runs = [
-        {
-            "x": k,
-            "strategy": s,
-            "seed": seed,
-            "retrain": run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json"),
-        }
-        for k in section["ks"]
-        for s in section["strategies"]
-        for seed in ablation_seeds(section)
-    ]
-    return {
-        "runs": runs,
-        "x_name": "K",
-        "x_label": "Selection size K (texts)",
-        "log_x": True,
-        "note": f"Task {task}, seed pool {POOL} ({SEL['pool_size']} texts).",
-    }
-
-
 def leak_pool_name(task, fraction):
     return f"leak_{task}_{fraction:g}"
 
@@ -100,77 +75,6 @@ def sweep_inputs(spec):
     )
 
 
-def projection_spec():
-    section = ablation("projection")
-    if not section:
-        return {"runs": []}
-    task, k = ablation_task(), ablation_k(section)
-    sketch = {"loss": section["loss"], "projection": section["projection"]}
-    variants = [(dim, "", grad_variant(**sketch, k=dim)) for dim in section["dims"]]
-    if section["exact"]:
-        variants.append(
-            (None, "exact", grad_variant(loss=section["loss"], projection="none"))
-        )
-    runs = []
-    for seed in ablation_seeds(section):
-        for dim, label, grad in variants:
-            for s in section["strategies"]:
-                path = run_path(
-                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
-                )
-                runs.append(
-                    {
-                        "x": dim,
-                        "label": label,
-                        "strategy": s,
-                        "seed": seed,
-                        "retrain": path,
-                        **regime_of(task, grad, s, seed),
-                    }
-                )
-        for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
-            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
-    return {
-        "runs": runs,
-        "x_name": "k",
-        "x_label": "Projection dimension k",
-        "log_x": True,
-        "metrics": ["acc", "cos_truth_delta"],
-        "note": f"Task {task}, K = {k}, gradient loss {section['loss']}, "
-        f"{section['projection']} sketch; dashed lines do not depend on k.",
-    }
-
-
-def seed_pools_spec():
-    section = ablation("seed_pools")
-    if not section:
-        return {"runs": []}
-    tasks = section["tasks"] or [ablation_task()]
-    pools = section["pools"] or [POOL]
-    missing = [t for t in tasks if t not in config["tasks"]]
-    missing += [p for p in pools if p not in config["datasets"]]
-    if missing:
-        raise ValueError(
-            f"ablations.seed_pools names {missing}: not keys of `tasks` / `datasets`."
-        )
-    k = ablation_k(section)
-    runs = [
-        {
-            "task": task,
-            "pool": pool,
-            "strategy": s,
-            "seed": seed,
-            "retrain": run_path("retrain", task, pool, grad_of(s), s, k, seed, "json"),
-        }
-        for task in tasks
-        for pool in pools
-        for s in section["strategies"]
-        for seed in ablation_seeds(section)
-    ]
-    return {"runs": runs}
-
-
 def optimizer_finetune(task, name):
     """The task's finetune settings with the named optimizer override merged in."""
     origin = DERIVED_TASKS.get(task, task)
@@ -230,38 +134,3 @@ def optimizer_spec():
     if shared:
         note += " Random picks need no expert on an SFT task, so each row shares them."
     return {"runs": runs, "note": note}
-
-
-def checkpoints_spec():
-    section = ablation("checkpoints")
-    if not section:
-        return {"runs": []}
-    task, k = ablation_task(), ablation_k(section)
-    runs = []
-    for seed in ablation_seeds(section):
-        for count in section["counts"]:
-            grad = grad_variant(checkpoints=count)
-            for s in section["strategies"]:
-                path = run_path(
-                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
-                )
-                runs.append(
-                    {
-                        "x": count,
-                        "strategy": s,
-                        "seed": seed,
-                        "retrain": path,
-                        **regime_of(task, grad, s, seed),
-                    }
-                )
-        for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
-            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
-    return {
-        "runs": runs,
-        "x_name": "C",
-        "x_label": "Interpolated checkpoints C",
-        "log_x": True,
-        "metrics": ["acc", "cos_truth_delta"],
-        "note": f"Task {task}, K = {k}; dashed lines need no gradients.",
-    }

@@ -10,7 +10,8 @@ from weights2data.selection import NEEDS_STORE
 
 check_references(config)
 
-ENV = "../../envs/weights2data.yaml"
+# the conda environment of every job, as an absolute path since rule files live at two depths
+ENV = str(Path(workflow.basedir, "envs", "weights2data.yaml"))
 
 # Jobs run the `weights2data` of the environment that runs Snakemake, activated or not. With
 # --use-conda (or a container) the job's own environment provides it instead.

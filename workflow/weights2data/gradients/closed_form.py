@@ -5,7 +5,7 @@ respect to W, in its output role only, is ``(p − e_y) hᵀ``: ``h`` is the fin
 the final norm), ``p`` the softmax of ``W h``. So one forward pass to the final hidden states is all
 a per-example gradient costs; no backward pass and no V×d matrix per example are ever needed.
 
-Loss conventions (SPEC §2) and the reduction each per-example gradient uses:
+Loss conventions and the reduction each per-example gradient uses:
 
 - ``label_masked``: one position (the one predicting the label), softmax over the C label
   tokens only, so only the C label rows of W get gradient: exact C×d, flattened to C·d.

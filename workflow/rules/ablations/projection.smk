@@ -1,0 +1,55 @@
+# F5 (paper Fig. 5): accuracy vs projection dimension k of a full-vocabulary gradient store,
+# with Random (no gradients) as a horizontal line. `exact: true` adds the unprojected V×d store.
+
+
+def projection_spec():
+    section = ablation("projection")
+    if not section:
+        return {"runs": []}
+    task, k = ablation_task(), ablation_k(section)
+    sketch = {"loss": section["loss"], "projection": section["projection"]}
+    variants = [(dim, "", grad_variant(**sketch, k=dim)) for dim in section["dims"]]
+    if section["exact"]:
+        variants.append(
+            (None, "exact", grad_variant(loss=section["loss"], projection="none"))
+        )
+    runs = []
+    for seed in ablation_seeds(section):
+        for dim, label, grad in variants:
+            for s in section["strategies"]:
+                path = run_path(
+                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
+                )
+                runs.append(
+                    {
+                        "x": dim,
+                        "label": label,
+                        "strategy": s,
+                        "seed": seed,
+                        "retrain": path,
+                        **regime_of(task, grad, s, seed),
+                    }
+                )
+        for s in section["reference"]:
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
+            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+    return {
+        "runs": runs,
+        "x_name": "k",
+        "x_label": "Projection dimension k",
+        "log_x": True,
+        "metrics": ["acc", "cos_truth_delta"],
+        "note": f"Task {task}, K = {k}, gradient loss {section['loss']}, "
+        f"{section['projection']} sketch; dashed lines do not depend on k.",
+    }
+
+
+PROJECTION = projection_spec()
+
+
+register_ablation(
+    "projection",
+    kind="sweep",
+    spec=PROJECTION,
+    inputs=sweep_inputs(PROJECTION),
+)
