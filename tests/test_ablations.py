@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from weights2data import ablations as ab
+from weights2data import ablation_steps as ab
 from weights2data.errors import UserError
+from weights2data.report import ablations as reports
+from weights2data.report.cells import format_cell
+from weights2data.stats import confidence_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,7 +30,7 @@ BIN = Path(sys.executable).parent
 
 
 def test_confidence_interval_matches_student_t_by_hand():
-    out = ab.confidence_interval([1.0, 2.0, 3.0])
+    out = confidence_interval([1.0, 2.0, 3.0])
     # t_{0.975, 2} = 4.302652729911275; std = 1; ci = t * 1 / sqrt(3)
     assert out["n"] == 3 and out["mean"] == pytest.approx(2.0)
     assert out["std"] == pytest.approx(1.0)
@@ -35,29 +38,29 @@ def test_confidence_interval_matches_student_t_by_hand():
 
 
 def test_confidence_interval_edge_cases():
-    one = ab.confidence_interval([0.5])
+    one = confidence_interval([0.5])
     assert one["n"] == 1 and one["mean"] == 0.5 and math.isnan(one["ci"])
-    assert ab.confidence_interval([])["n"] == 0
-    same = ab.confidence_interval([2.0, 2.0, float("nan")])
+    assert confidence_interval([])["n"] == 0
+    same = confidence_interval([2.0, 2.0, float("nan")])
     assert same["n"] == 2 and same["ci"] == 0.0
-    wider = ab.confidence_interval([1.0, 2.0, 3.0], level=0.99)["ci"]
-    assert wider > ab.confidence_interval([1.0, 2.0, 3.0])["ci"]
+    wider = confidence_interval([1.0, 2.0, 3.0], level=0.99)["ci"]
+    assert wider > confidence_interval([1.0, 2.0, 3.0])["ci"]
     with pytest.raises(UserError):
-        ab.confidence_interval([1.0, 2.0], level=95)
+        confidence_interval([1.0, 2.0], level=95)
 
 
 def test_summarize_scales_and_groups():
     frame = pd.DataFrame(
         {"strategy": ["select", "select", "random"], "seed": [0, 1, 0], "acc": [0.5, 0.7, 0.4]}
     )
-    summary = ab.summarize(frame, ["strategy"], ["acc", "otd"])  # otd absent: skipped
+    summary = reports.summarize(frame, ["strategy"], ["acc", "otd"])  # otd absent: skipped
     sel = summary[summary.strategy == "select"].iloc[0]
     assert sel["mean"] == pytest.approx(60.0) and sel["n"] == 2
     rnd = summary[summary.strategy == "random"].iloc[0]
     assert rnd["mean"] == pytest.approx(40.0) and math.isnan(rnd["ci"])
-    assert ab.format_ci(60.0, 12.7062, 2, 1) == "60.0 ± 12.7"
-    assert ab.format_ci(40.0, float("nan"), 1, 1) == "40.0"
-    assert ab.format_ci(float("nan"), 0.0, 0, 1) == "—"
+    assert format_cell(60.0, 12.7062, 2, 1) == "60.0 ± 12.7"
+    assert format_cell(40.0, float("nan"), 1, 1) == "40.0"
+    assert format_cell(float("nan"), 0.0, 0, 1) == "—"
 
 
 # --------------------------------------------------------------------------- F4 replacement
@@ -247,7 +250,7 @@ def test_sweep_report_lines_and_reference(tmp_path):
         runs.append({"x": None, "strategy": "random", "seed": seed, "retrain": path})
     spec = {"runs": runs, "x_name": "K", "x_label": "K (texts)", "log_x": True, "note": "N."}
     stem = tmp_path / "out" / "scaling"
-    ab.write_report("sweep", spec, stem)
+    reports.write_report("sweep", spec, stem)
     _outputs_exist(stem)
     md = Path(f"{stem}.md").read_text()
     assert "| SELECT | Test accuracy (%) | 63.0 ± 2.5 | 71.0 ± 2.5 | — |" in md
@@ -267,11 +270,11 @@ def test_sweep_report_carries_the_premise_diagnostic(tmp_path):
             runs.append(
                 {"x": count, "strategy": "select", "seed": seed, "retrain": path, "regime": regime}
             )
-    frame = ab.collect(runs)
+    frame = reports.collect(runs)
     assert frame["cos_truth_delta"].tolist() == [0.3, 0.6, 0.4, 0.7]
     spec = {"runs": runs, "x_name": "C", "metrics": ["acc", "cos_truth_delta"]}
     stem = tmp_path / "out" / "checkpoints"
-    ab.write_report("sweep", spec, stem)
+    reports.write_report("sweep", spec, stem)
     md = Path(f"{stem}.md").read_text()
     assert "cos(S_true, Δ)" in md and "0.650 ± 0.635" in md  # t(0.975, 1) · 0.0707
 
@@ -293,7 +296,7 @@ def test_leakage_report_has_recovery(tmp_path):
         }
     ]
     stem = tmp_path / "leakage"
-    ab.write_report("leakage", {"runs": runs}, stem)
+    reports.write_report("leakage", {"runs": runs}, stem)
     _outputs_exist(stem)
     md = Path(f"{stem}.md").read_text()
     assert "| SELECT | Recovery precision (%) | 66.7 |" in md
@@ -309,7 +312,7 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
     ]
     (tmp_path / "rep.json").write_text(json.dumps({"records": rec}))
     spec = {"runs": [{"strategy": "select", "seed": 0, "path": str(tmp_path / "rep.json")}]}
-    ab.write_report("replacement", spec, tmp_path / "replacement")
+    reports.write_report("replacement", spec, tmp_path / "replacement")
     _outputs_exist(tmp_path / "replacement")
     assert (
         "| SELECT | Vocab containment (%) | 50.0 ± 0.0 | 100.0 ± 0.0 |"
@@ -327,7 +330,7 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
         for t in ("news", "wiki")
         for p in ("pool_a", "pool_b")
     ]
-    ab.write_report("pools", {"runs": runs}, tmp_path / "pools")
+    reports.write_report("pools", {"runs": runs}, tmp_path / "pools")
     _outputs_exist(tmp_path / "pools")
     assert "| news | 50.0 | 50.0 |" in (tmp_path / "pools.md").read_text()
 
@@ -343,7 +346,7 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
         for r in ("adam", "sgd")
         for s in ("random", "select")
     ]
-    ab.write_report("optimizer", {"runs": runs}, tmp_path / "optimizer")
+    reports.write_report("optimizer", {"runs": runs}, tmp_path / "optimizer")
     _outputs_exist(tmp_path / "optimizer")
     md = (tmp_path / "optimizer.md").read_text()
     assert "| adam | 3.00 | 3.00 | 2.00 | 2.00 |" in md and "Test perplexity" in md
@@ -351,12 +354,12 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
 
 def test_reports_reject_bad_input(tmp_path):
     with pytest.raises(UserError, match="unknown ablation report"):
-        ab.write_report("nope", {"runs": []}, tmp_path / "x")
+        reports.write_report("nope", {"runs": []}, tmp_path / "x")
     with pytest.raises(UserError, match="no runs"):
-        ab.write_report("sweep", {"runs": []}, tmp_path / "x")
+        reports.write_report("sweep", {"runs": []}, tmp_path / "x")
     path = _retrain(tmp_path / "r.json", acc=0.5)
     with pytest.raises(UserError, match="unknown strategy"):
-        ab.write_report(
+        reports.write_report(
             "sweep",
             {"runs": [{"x": 1, "strategy": "magic", "seed": 0, "retrain": path}]},
             tmp_path / "x",

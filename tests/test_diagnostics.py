@@ -33,8 +33,9 @@ from weights2data.diagnostics import (
 from weights2data.errors import UserError
 from weights2data.gradients.closed_form import per_example_gradients, target_direction
 from weights2data.models import load_model, output_matrix
-from weights2data.report_diagnostics import ordering_check, write_diagnostics
-from weights2data.report_paired import paired_rows
+from weights2data.report.cells import Metric
+from weights2data.report.diagnostics import ordering_check, write_diagnostics
+from weights2data.report.paired import paired_rows
 from weights2data.stats import paired_difference
 from weights2data.train import TrainConfig, balanced_accuracy
 
@@ -371,7 +372,7 @@ def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
 
 
 def test_paired_table_files(tmp_path):
-    from weights2data.report_paired import write_paired_table
+    from weights2data.report.paired import write_paired_table
 
     records = pd.DataFrame(
         {
@@ -382,7 +383,7 @@ def test_paired_table_files(tmp_path):
         }
     )
     rows = paired_rows(records, "task", "acc", scale=100.0)
-    paths = write_paired_table(rows, "task", {"acc": ("Acc (points)", 1)}, tmp_path / "p")
+    paths = write_paired_table(rows, "task", [Metric("acc", "Acc (points)", 1)], tmp_path / "p")
     md = paths["md"].read_text()
     # a: differences 10, 11, 9 -> mean 10.0, CI 10 ± 2.48; b: one seed, no interval
     row_a = "| a | SELECT − Random | Acc (points) | 10.0 | [7.5, 12.5] | 3 | better, significant |"

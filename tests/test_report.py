@@ -8,16 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weights2data import figstyle
+from weights2data import strategies
 from weights2data.errors import UserError
-from weights2data.report import (
-    class_balance_figure,
-    experts_table,
-    format_cell,
-    table1,
-    table2,
-    table3,
-)
+from weights2data.report.cells import format_cell
+from weights2data.report.figures import class_balance_figure
+from weights2data.report.tables import experts_table, table1, table2, table3
 
 PAPER_ROWS_T1 = [
     "Random",
@@ -328,7 +323,7 @@ def test_experts_table(tmp_path):
 
 
 def test_style_gives_every_strategy_its_own_colour_and_name():
-    assert figstyle.DISPLAY_NAMES == {
+    assert {s: strategies.display_name(s) for s in strategies.DISPLAY_ORDER} == {
         "random": "Random",
         "topk_balanced": "Top-K (Balanced)",
         "topk": "Top-K",
@@ -339,5 +334,5 @@ def test_style_gives_every_strategy_its_own_colour_and_name():
         "select": "SELECT",
         "expert": "Expert",
     }
-    colours = [figstyle.strategy_color(s) for s in figstyle.STRATEGY_ORDER]
+    colours = [strategies.shown(s).color for s in strategies.DISPLAY_ORDER]
     assert len(set(colours)) == len(colours)

@@ -10,8 +10,8 @@ import pytest
 
 from weights2data.errors import UserError
 from weights2data.progress import tqdm
-from weights2data.report_metrics import write_headline_metrics
-from weights2data.report_runtime import read_benchmarks, write_runtime
+from weights2data.report.headline import write_headline_metrics
+from weights2data.report.runtime import read_benchmarks, write_runtime
 from weights2data.usage import usage_line
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from weights2data.errors import UserError
-from weights2data.selection import STRATEGIES, cosines, run_strategy
+from weights2data.selection import cosines
+from weights2data.strategies import NAMES, run_strategy
 
 
 def random_store(N: int, C: int, D: int, seed: int = 0):
@@ -129,7 +130,7 @@ def test_pmin_pmax_rank_by_loss():
     assert lo_scores.tolist() == [0.1, 0.5, 1.0]
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("name", NAMES)
 def test_every_strategy_returns_k_distinct_and_is_deterministic(name):
     grads, target = random_store(50, 2, 10, seed=6)
     kw = {

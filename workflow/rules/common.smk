@@ -3,10 +3,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from weights2data.ablations import variant_name
+from weights2data.ablation_steps import variant_name
 from weights2data.codeprint import step_fingerprint
 from weights2data.config import check_references, task_finetune
-from weights2data.selection import NEEDS_STORE
+from weights2data.strategies import NEEDS_STORE
 
 check_references(config)
 

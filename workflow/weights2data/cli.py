@@ -55,7 +55,7 @@ def cmd_experts_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .readers import read_record
-    from .report import experts_table
+    from .report.tables import experts_table
 
     rows = []
     for path in args.metrics:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from .cli_common import comparison_args, comparison_inputs, json_arg, threads_arg
 
-# The report kinds of weights2data.ablations.REPORTS (listed here so that --help stays fast).
+# The report kinds of weights2data.report.ablations.REPORTS (listed here so that --help stays fast).
 REPORT_KINDS = ("leakage", "optimizer", "pools", "replacement", "sweep")
 
 
 def cmd_leak_pool(args) -> None:
-    from .ablations import build_leaked_pool
+    from .ablation_steps import build_leaked_pool
 
     pool = build_leaked_pool(
         Path(args.dataset),
@@ -28,7 +28,7 @@ def cmd_leak_pool(args) -> None:
 
 
 def cmd_leak_embeddings(args) -> None:
-    from .ablations import leaked_embeddings
+    from .ablation_steps import leaked_embeddings
 
     emb = leaked_embeddings(
         Path(args.pool),
@@ -41,7 +41,7 @@ def cmd_leak_embeddings(args) -> None:
 
 
 def cmd_replacement(args) -> None:
-    from .ablations import replacement_metrics
+    from .ablation_steps import replacement_metrics
 
     records = replacement_metrics(
         *comparison_inputs(args),
@@ -55,7 +55,7 @@ def cmd_replacement(args) -> None:
 
 
 def cmd_ablation_report(args) -> None:
-    from .ablations import write_report
+    from .report.ablations import write_report
 
     paths = write_report(args.kind, args.spec, args.out_stem)
     print(f"{args.kind} report: {', '.join(str(p) for p in paths.values())}")

@@ -31,7 +31,7 @@ def cmd_regime(args) -> None:
 
 
 def cmd_diagnostics_table(args) -> None:
-    from .report_diagnostics import write_diagnostics
+    from .report.diagnostics import write_diagnostics
 
     paths = write_diagnostics(args.spec, args.out_stem)
     print(f"diagnostics: {', '.join(str(p) for p in paths.values())}")

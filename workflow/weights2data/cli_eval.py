@@ -53,32 +53,32 @@ def cmd_similarity(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from .tables import write_results_table
+    from .report.results import write_results_table
 
     write_results_table(args.kind, args.retrain, args.similarity, args.experts, args.out_stem)
 
 
 def cmd_datasets_table(args) -> None:
-    from .tables import write_datasets_table
+    from .report.results import write_datasets_table
 
     write_datasets_table(args.datasets, args.roles, args.out_stem)
 
 
 def cmd_class_balance(args) -> None:
-    from .tables import write_class_balance
+    from .report.results import write_class_balance
 
     write_class_balance(args.selections, args.task_datasets, args.out_stem)
 
 
 def cmd_runtime_table(args) -> None:
-    from .report_runtime import write_runtime
+    from .report.runtime import write_runtime
 
     paths = write_runtime(Path(args.benchmarks), Path(args.logs), args.out_stem)
     print(f"runtime table -> {paths['md']}")
 
 
 def cmd_headline_metrics(args) -> None:
-    from .report_metrics import write_headline_metrics
+    from .report.headline import write_headline_metrics
 
     tables = {"table1": Path(args.table1)}
     if args.table2:

@@ -105,7 +105,13 @@ def cmd_select(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .selection import STRATEGIES
+    """The pipeline's selection steps, then the one-shot ``select``."""
+    _register_steps(sub)
+    _register_select(sub)
+
+
+def _register_steps(sub: argparse._SubParsersAction) -> None:
+    from .strategies import NAMES
 
     p = sub.add_parser("pool", help="draw the seed pool of one seed from a dataset table")
     p.add_argument("--dataset", required=True)
@@ -150,12 +156,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select-pool", help="run one strategy over a labelled pool (+ store)")
     p.add_argument("--labels", required=True)
     p.add_argument("--store", default=None)
-    p.add_argument("--strategy", choices=STRATEGIES, required=True)
+    p.add_argument("--strategy", choices=NAMES, required=True)
     p.add_argument("-k", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_select_pool)
+
+
+def _register_select(sub: argparse._SubParsersAction) -> None:
+    from .strategies import NAMES
 
     p = sub.add_parser(
         "select",
@@ -167,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--final", required=True, help="finetuned model folder, same architecture")
     p.add_argument("--pool", required=True, help="CSV / JSONL / parquet file or packaged name")
     p.add_argument("-k", type=int, required=True, help="how many texts to select")
-    p.add_argument("--strategy", choices=STRATEGIES, default="select")
+    p.add_argument("--strategy", choices=NAMES, default="select")
     p.add_argument("--task-type", choices=("classification", "sft"), default="classification")
     p.add_argument(
         "--num-classes",

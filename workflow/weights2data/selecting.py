@@ -22,7 +22,7 @@ from .gradients.store import build_gradient_store, load_gradient_store, shard_bo
 from .models import check_same_architecture, load_model, load_tokenizer
 from .projection import DEFAULT_PROJECTION
 from .readers import read_record, read_table
-from .selection import NEEDS_STORE, STRATEGIES, run_strategy
+from .strategies import NEEDS_STORE, run_strategy, selectable
 
 # what a labels file (the autolabel step's output) must hold; P-Min / P-Max also read its loss
 LABEL_COLUMNS = ("text", "pseudolabel")
@@ -135,8 +135,7 @@ def choose(
     batch_size: int | None,
 ) -> pd.DataFrame:
     """Run one strategy over a labelled pool; the rows picked, in pick order."""
-    if strategy not in STRATEGIES:
-        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    selectable(strategy)  # an unknown name stops here, before the store is read
     grads = target = None
     if strategy in NEEDS_STORE:
         if store_dir is None:

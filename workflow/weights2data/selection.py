@@ -11,28 +11,21 @@ the start) and ``b = S·g`` (updated by ONE mat-vec ``G g_pick`` per pick), so t
 The length-N accumulators and S itself are float64, so the picks match a naive recomputation of
 every cosine; only the heavy mat-vec runs in the store's dtype (numpy float32 gemv is the
 memory-bandwidth-bound part).
+
+Each strategy is one ``pick_*`` function of a :class:`Request`; their names, labels and the
+dispatch by name live in :mod:`weights2data.strategies`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import UserError
 
-STRATEGIES = (
-    "select",
-    "select_batch",
-    "random",
-    "topk",
-    "topk_balanced",
-    "bottomk",
-    "pmin",
-    "pmax",
-)
-NEEDS_STORE = ("select", "select_batch", "topk", "topk_balanced", "bottomk")
 # Rows per block: ~64 MiB of float32 at D = 1024, C = 1.
 BLOCK_BYTES = 1 << 26
 
@@ -197,71 +190,92 @@ def topk_balanced(cos: np.ndarray, pseudolabels: np.ndarray, k: int) -> np.ndarr
     return order[:k].astype(np.int64)
 
 
-def _check_request(name: str, n: int, k: int) -> None:
-    if name not in STRATEGIES:
-        raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
-    if n == 0:
-        raise UserError("the pool is empty; there is nothing to select from.")
-    if not isinstance(k, int | np.integer) or k < 1:
-        raise UserError(f"K must be a positive integer, got {k!r}.")
-    if k > n:
-        raise UserError(f"K={k} is larger than the pool ({n} texts); lower K or grow the pool.")
+# --------------------------------------------------------------------------- one rule per strategy
 
 
-def _pool_size(grads, losses, pseudolabels) -> int:
-    for thing in (grads, losses, pseudolabels):
-        if thing is not None:
-            return len(thing)
-    raise UserError("give a gradient store, losses or pseudolabels so the pool size is known.")
+@dataclass(frozen=True)
+class Request:
+    """What a strategy picks from: the pool's inputs (any may be None), its size N and K.
 
-
-def run_strategy(
-    name: str,
-    *,
-    grads: np.ndarray | None = None,
-    target: np.ndarray | None = None,
-    losses: np.ndarray | None = None,
-    pseudolabels: np.ndarray | None = None,
-    k: int,
-    seed: int = 0,
-    batch_size: int | None = None,
-    block_rows: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run one strategy; return exactly K distinct pool indices (int64) and a score for each.
-
-    Scores: the greedy objective after each pick (select, select_batch), cos(g, Δ) (top/bottom
-    and random when a store is given, else NaN), or the final model's loss (pmin, pmax).
+    ``weights2data.strategies.run_strategy`` checks the request and builds it; each ``pick_*``
+    below is one strategy's rule (the registry names them).
     """
-    N = _pool_size(grads, losses, pseudolabels)
-    _check_request(name, N, k)
-    k = int(k)
-    cos = None
-    if name in NEEDS_STORE or (name == "random" and grads is not None):
-        if grads is None:
-            raise UserError(f"strategy {name!r} needs the gradient store.")
-        if name not in ("select", "select_batch"):
-            cos = cosines(grads, target, block_rows)
-    if name == "select":
-        return greedy_select(grads, target, k, block_rows=block_rows)
-    if name == "select_batch":
-        if not batch_size or batch_size < 1:
-            raise UserError("select_batch needs batch_size ≥ 1 (picks between resets of S).")
-        return greedy_select(grads, target, k, batch_size=int(batch_size), block_rows=block_rows)
-    if name == "random":
-        idx = np.random.default_rng(seed).choice(N, size=k, replace=False).astype(np.int64)
-        return idx, (cos[idx] if cos is not None else np.full(k, np.nan))
-    if name in ("topk", "bottomk"):
-        idx = _top(cos, k, descending=name == "topk")
-        return idx, cos[idx]
-    if name == "topk_balanced":
-        if pseudolabels is None:
-            raise UserError("topk_balanced needs the pseudolabels of the pool.")
-        idx = topk_balanced(cos, pseudolabels, k)
-        return idx, cos[idx]
-    if losses is None:
+
+    n: int
+    k: int
+    grads: np.ndarray | None = None
+    target: np.ndarray | None = None
+    losses: np.ndarray | None = None
+    pseudolabels: np.ndarray | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    block_rows: int | None = None
+
+
+Picked = tuple[np.ndarray, np.ndarray]
+
+
+def pick_select(r: Request) -> Picked:
+    """Greedy SELECT; scores are the objective right after each pick."""
+    return greedy_select(r.grads, r.target, r.k, block_rows=r.block_rows)
+
+
+def pick_select_batch(r: Request) -> Picked:
+    """SELECT (Batch): greedy SELECT with S reset every ``batch_size`` picks."""
+    if not r.batch_size or r.batch_size < 1:
+        raise UserError("select_batch needs batch_size ≥ 1 (picks between resets of S).")
+    return greedy_select(
+        r.grads, r.target, r.k, batch_size=int(r.batch_size), block_rows=r.block_rows
+    )
+
+
+def pick_random(r: Request) -> Picked:
+    """K distinct texts drawn by the seed; scored by cos(g, Δ) when a store is given."""
+    cos = cosines(r.grads, r.target, r.block_rows) if r.grads is not None else None
+    idx = np.random.default_rng(r.seed).choice(r.n, size=r.k, replace=False).astype(np.int64)
+    return idx, (cos[idx] if cos is not None else np.full(r.k, np.nan))
+
+
+def _by_cosine(r: Request, descending: bool) -> Picked:
+    cos = cosines(r.grads, r.target, r.block_rows)
+    idx = _top(cos, r.k, descending=descending)
+    return idx, cos[idx]
+
+
+def pick_topk(r: Request) -> Picked:
+    """The K texts of largest cos(g, Δ)."""
+    return _by_cosine(r, descending=True)
+
+
+def pick_bottomk(r: Request) -> Picked:
+    """The K texts of smallest cos(g, Δ)."""
+    return _by_cosine(r, descending=False)
+
+
+def pick_topk_balanced(r: Request) -> Picked:
+    """Top-K by cos(g, Δ) with a quota per pseudolabel (:func:`topk_balanced`)."""
+    cos = cosines(r.grads, r.target, r.block_rows)
+    if r.pseudolabels is None:
+        raise UserError("topk_balanced needs the pseudolabels of the pool.")
+    idx = topk_balanced(cos, r.pseudolabels, r.k)
+    return idx, cos[idx]
+
+
+def _by_loss(r: Request, name: str, descending: bool) -> Picked:
+    if r.losses is None:
         raise UserError(f"strategy {name!r} needs the final model's loss on every pool text.")
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.shape != (N,):
-        raise UserError(f"got {losses.shape[0]} losses for a pool of {N}.")
-    idx = _top(losses, k, descending=name == "pmax")
+    losses = np.asarray(r.losses, dtype=np.float64)
+    if losses.shape != (r.n,):
+        raise UserError(f"got {losses.shape[0]} losses for a pool of {r.n}.")
+    idx = _top(losses, r.k, descending=descending)
     return idx, losses[idx]
+
+
+def pick_pmin(r: Request) -> Picked:
+    """P-Min: the K texts the final model finds easiest (lowest loss)."""
+    return _by_loss(r, "pmin", descending=False)
+
+
+def pick_pmax(r: Request) -> Picked:
+    """P-Max: the K texts the final model finds hardest (highest loss)."""
+    return _by_loss(r, "pmax", descending=True)

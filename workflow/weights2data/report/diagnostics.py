@@ -21,28 +21,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figstyle
-from .alignment import class_counts, load_sum, selection_alignment
-from .atomic import write_text
-from .gradients.store import load_gradient_store
-from .readers import read_record, read_table
-from .report import MISSING, cell_of, format_number, markdown_table, suffixed, write_csv
-from .report_paired import interval_text, paired_rows, verdict
-from .stats import CI_LEVEL
+from ..alignment import class_counts, load_sum, selection_alignment
+from ..atomic import write_text
+from ..gradients.store import load_gradient_store
+from ..readers import read_record, read_table
+from ..stats import CI_LEVEL
+from ..strategies import display_name, sort_strategies
+from .cells import MISSING, Metric, cell_of, format_number
+from .paired import ACC_POINTS, BACC_POINTS, PPL, interval_text, metric_rows, verdict
+from .writers import markdown_table, suffixed, write_csv
 
 # cos(S_true, Δ) at or above this: Δ is a usable gradient direction (the premise holds).
 PREMISE_THRESHOLD = 0.6
 HEAD_BODY = (
-    ("final_head_final_body", "W_f·h_f"),
-    ("base_head_final_body", "W_b·h_f"),
-    ("final_head_base_body", "W_f·h_b"),
-    ("head_change_base_body", "ΔW·h_b"),
-    ("probe_base", "Probe h_b"),
+    Metric("final_head_final_body", "W_f·h_f", 1, scale=100.0),
+    Metric("base_head_final_body", "W_b·h_f", 1, scale=100.0),
+    Metric("final_head_base_body", "W_f·h_b", 1, scale=100.0),
+    Metric("head_change_base_body", "ΔW·h_b", 1, scale=100.0),
+    Metric("probe_base", "Probe h_b", 1, scale=100.0),
 )
-
-
-def _cell(values, decimals: int, scale: float = 1.0) -> str:
-    return cell_of(values, scale).text(decimals)
+BODY_DRIFT = Metric("body_drift", "Body drift", 3)
+STATE_COS = Metric("state_cos", "cos(h_b, h_f)", 3)
+COS_SEL_TRUTH = Metric("cos_sel_truth", "cos(S_sel, S_true)", 3)
+COS_SEL_DELTA = Metric("cos_sel_delta", "cos(S_sel, Δ)", 3)
+ACC = Metric("acc", "Acc (%)", 1, scale=100.0)
+BACC = Metric("bacc", "BAcc (%)", 1, scale=100.0)
+PPL_CELL = Metric("ppl", "PPL", 2)
 
 
 def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
@@ -59,7 +63,7 @@ def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
                 "cos_truth_delta": record["cos_truth_delta"],
                 "body_drift": record["body_drift"],
                 "state_cos": split.get("state_cos", math.nan),
-                **{key: split.get(key, math.nan) for key, _ in HEAD_BODY},
+                **{m.key: split.get(m.key, math.nan) for m in HEAD_BODY},
             }
         )
     return pd.DataFrame(rows)
@@ -94,7 +98,7 @@ def run_rows(runs: list[Mapping]) -> pd.DataFrame:
 
 def _premise_table(experts: pd.DataFrame, group: str) -> str:
     header = [group.capitalize(), "cos(S_true, Δ)", "Premise"]
-    header += [label for _, label in HEAD_BODY] + ["Body drift", "cos(h_b, h_f)"]
+    header += [m.label for m in HEAD_BODY] + [BODY_DRIFT.label, STATE_COS.label]
     body = []
     for g, sub in experts.groupby("group", sort=True):
         cos = cell_of(sub["cos_truth_delta"])
@@ -102,28 +106,31 @@ def _premise_table(experts: pd.DataFrame, group: str) -> str:
         if cos.n:
             premise = "holds" if cos.mean >= PREMISE_THRESHOLD else "fails"
         cells = [str(g), cos.text(3), premise]
-        cells += [_cell(sub[key].dropna(), 1, 100.0) for key, _ in HEAD_BODY]
-        cells += [_cell(sub["body_drift"], 3), _cell(sub["state_cos"].dropna(), 3)]
+        cells += [m.text(sub[m.key].dropna()) for m in HEAD_BODY]
+        cells += [BODY_DRIFT.text(sub["body_drift"]), STATE_COS.text(sub["state_cos"].dropna())]
         body.append(cells)
     return markdown_table(header, body, "l" + "r" * (len(header) - 1))
 
 
 def _selections_table(runs: pd.DataFrame, group: str) -> str:
     is_cls = runs["acc"].notna().any()
-    header = [group.capitalize(), "Strategy", "cos(S_sel, S_true)", "cos(S_sel, Δ)"]
-    header += ["Acc (%)", "BAcc (%)", "Classes (seed 0…)"] if is_cls else ["PPL"]
+    header = [group.capitalize(), "Strategy", COS_SEL_TRUTH.label, COS_SEL_DELTA.label]
+    header += [ACC.label, BACC.label, "Classes (seed 0…)"] if is_cls else [PPL_CELL.label]
     body = []
-    rank = {s: i for i, s in enumerate(figstyle.sort_strategies(runs["strategy"]))}
+    rank = {s: i for i, s in enumerate(sort_strategies(runs["strategy"]))}
     ordered = runs.assign(order=runs["strategy"].map(rank))
     for (g, _, strategy), sub in ordered.groupby(["group", "order", "strategy"], sort=True):
-        cells = [str(g), figstyle.display_name(strategy)]
-        cells += [_cell(sub["cos_sel_truth"], 3), _cell(sub["cos_sel_delta"], 3)]
+        cells = [str(g), display_name(strategy)]
+        cells += [
+            COS_SEL_TRUTH.text(sub["cos_sel_truth"]),
+            COS_SEL_DELTA.text(sub["cos_sel_delta"]),
+        ]
         if is_cls:
             counts = sub.sort_values("seed")["class_counts"].fillna(MISSING)
-            cells += [_cell(sub["acc"], 1, 100.0), _cell(sub["bacc"].dropna(), 1, 100.0)]
+            cells += [ACC.text(sub["acc"]), BACC.text(sub["bacc"].dropna())]
             cells.append("; ".join(counts))
         else:
-            cells.append(_cell(sub["ppl"], 2))
+            cells.append(PPL_CELL.text(sub["ppl"]))
         body.append(cells)
     return markdown_table(header, body, "ll" + "r" * (len(header) - 2))
 
@@ -148,21 +155,14 @@ def ordering_check(runs: pd.DataFrame, metric: str, higher_is_better: bool = Tru
 def _paired_table(runs: pd.DataFrame, group: str) -> str:
     frame = runs.rename(columns={"group": group})
     is_cls = runs["acc"].notna().any()
-    metrics = [("cos_sel_truth", "cos(S_sel, S_true)", 1.0, 3, True)]
-    if is_cls:
-        metrics += [
-            ("acc", "Acc (points)", 100.0, 1, True),
-            ("bacc", "BAcc (points)", 100.0, 1, True),
-        ]
-    else:
-        metrics += [("ppl", "PPL", 1.0, 2, False)]
+    metrics = [COS_SEL_TRUTH] + ([ACC_POINTS, BACC_POINTS] if is_cls else [PPL])
     body = []
-    for key, label, scale, decimals, higher in metrics:
-        rows = paired_rows(frame, group, key, scale=scale, higher_is_better=higher)
+    for metric in metrics:
+        rows = metric_rows(frame, group, metric)
         for row in rows[rows["strategy"] == "select"].to_dict("records"):
-            mean = format_number(row["mean_diff"], decimals)
-            interval = interval_text(row, decimals)
-            body.append([str(row[group]), label, mean, interval, verdict(row)])
+            mean = format_number(row["mean_diff"], metric.decimals)
+            interval = interval_text(row, metric.decimals)
+            body.append([str(row[group]), metric.label, mean, interval, verdict(row)])
     header = [
         group.capitalize(),
         "SELECT − Random",
@@ -171,6 +171,18 @@ def _paired_table(runs: pd.DataFrame, group: str) -> str:
         "Verdict",
     ]
     return markdown_table(header, body, "llrrl")
+
+
+_PREMISE_NOTE = (
+    "\ncos(S_true, Δ) = cosine of the base-model gradient sum of the expert's true training "
+    "texts with Δ = θ0 − θf, in the store's space (mean over checkpoints); the premise "
+    f"holds at ≥ {PREMISE_THRESHOLD}. Head / body split on the test split (%): W_f·h_f the "
+    "expert itself, W_b·h_f the base label rows on the final body, W_f·h_b the final rows on "
+    "the base body, ΔW·h_b the head change alone on base features, Probe h_b a linear "
+    "probe on base features fitted on the true training texts. Body drift = ‖θf − θ0‖ / "
+    "‖θ0‖ outside the output matrix; cos(h_b, h_f) = mean cosine of base and final "
+    "label-position states.\n"
+)
 
 
 def write_diagnostics(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
@@ -188,14 +200,7 @@ def write_diagnostics(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, P
     md = [
         "### Premise: is Δ a gradient direction?\n",
         _premise_table(experts, group),
-        f"\ncos(S_true, Δ) = cosine of the base-model gradient sum of the expert's true training "
-        f"texts with Δ = θ0 − θf, in the store's space (mean over checkpoints); the premise "
-        f"holds at ≥ {PREMISE_THRESHOLD}. Head / body split on the test split (%): W_f·h_f the "
-        "expert itself, W_b·h_f the base label rows on the final body, W_f·h_b the final rows on "
-        "the base body, ΔW·h_b the head change alone on base features, Probe h_b a linear "
-        "probe on base features fitted on the true training texts. Body drift = ‖θf − θ0‖ / "
-        "‖θ0‖ outside the output matrix; cos(h_b, h_f) = mean cosine of base and final "
-        "label-position states.\n",
+        _PREMISE_NOTE,
         "### Selections: alignment beside accuracy\n",
         _selections_table(runs, group) if len(runs) else "No runs.\n",
         "\nClasses = selected texts per pseudolabel, one list per seed.\n",

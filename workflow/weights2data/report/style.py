@@ -1,7 +1,6 @@
-"""One look for every figure: fonts, sizes, and a fixed colour per strategy.
-
-A strategy keeps its colour in every figure, so a reader can compare figures at a glance.
-Colours follow the Okabe–Ito colour-blind-safe palette (plus grey and black).
+"""One look for every figure: fonts, sizes, class colours, and pyplot-free figures saved to the
+byte. A strategy's colour, marker and label come from :mod:`weights2data.strategies`, so it
+keeps them in every figure and a reader can compare figures at a glance.
 """
 
 from __future__ import annotations
@@ -14,61 +13,11 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..atomic import atomic_path
 
 # Headless everywhere (cluster nodes have no display); figures are built with the
 # object-oriented Figure API, so no pyplot state is shared between figures.
 matplotlib.use("Agg")
-
-# Every strategy the pipeline knows, in the order figures and tables list them.
-STRATEGY_ORDER: tuple[str, ...] = (
-    "random",
-    "topk_balanced",
-    "topk",
-    "bottomk",
-    "pmin",
-    "pmax",
-    "select_batch",
-    "select",
-    "expert",
-)
-
-DISPLAY_NAMES: dict[str, str] = {
-    "random": "Random",
-    "topk_balanced": "Top-K (Balanced)",
-    "topk": "Top-K",
-    "bottomk": "Bottom-K",
-    "pmin": "P-Min",
-    "pmax": "P-Max",
-    "select_batch": "SELECT (Batch)",
-    "select": "SELECT",
-    "expert": "Expert",
-}
-
-STRATEGY_COLORS: dict[str, str] = {
-    "random": "#7F7F7F",  # grey: the reference everything is measured against
-    "topk_balanced": "#56B4E9",  # sky blue
-    "topk": "#0072B2",  # blue
-    "bottomk": "#CC79A7",  # reddish purple
-    "pmin": "#E69F00",  # orange
-    "pmax": "#8C6D31",  # brown
-    "select_batch": "#009E73",  # bluish green
-    "select": "#D55E00",  # vermilion: the method
-    "expert": "#000000",  # black: the upper reference
-}
-
-STRATEGY_MARKERS: dict[str, str] = {
-    "random": "o",
-    "topk_balanced": "v",
-    "topk": "^",
-    "bottomk": "<",
-    "pmin": "s",
-    "pmax": "D",
-    "select_batch": "P",
-    "select": "*",
-    "expert": "X",
-}
 
 FONT_SIZE = 9
 TITLE_SIZE = 10
@@ -99,33 +48,6 @@ RC_PARAMS: dict[str, object] = {
 CLASS_COLORS: tuple[str, ...] = tuple(
     matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors
 ) + tuple(matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab20"].colors[1::2])
-
-
-def _check(strategy: str) -> str:
-    if strategy not in DISPLAY_NAMES:
-        raise UserError(
-            f"unknown strategy {strategy!r}; known strategies are {', '.join(STRATEGY_ORDER)}. "
-            "Fix the name in the records (or add it to weights2data.figstyle)."
-        )
-    return strategy
-
-
-def display_name(strategy: str) -> str:
-    """The paper's name for a strategy key (``select_batch`` → ``SELECT (Batch)``)."""
-    return DISPLAY_NAMES[_check(strategy)]
-
-
-def strategy_color(strategy: str) -> str:
-    return STRATEGY_COLORS[_check(strategy)]
-
-
-def strategy_marker(strategy: str) -> str:
-    return STRATEGY_MARKERS[_check(strategy)]
-
-
-def sort_strategies(strategies) -> list[str]:
-    """Unique strategy keys in the canonical order (unknown keys are an error)."""
-    return sorted({_check(s) for s in strategies}, key=STRATEGY_ORDER.index)
 
 
 def class_color(index: int) -> str:

@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figstyle
-from .atomic import write_text
-from .report import MISSING, format_number, markdown_table, suffixed, write_csv
-from .stats import CI_LEVEL, paired_difference
+from ..atomic import write_text
+from ..stats import CI_LEVEL, paired_difference
+from ..strategies import display_name
+from .cells import MISSING, Metric, format_number
+from .writers import markdown_table, suffixed, write_csv
 
 # (strategy, reference) pairs compared in every table that has both.
 PAIRS: tuple[tuple[str, str], ...] = (("select", "random"), ("select_batch", "random"))
+
+# Differences as the paired tables show them: accuracy in points, perplexity as it is.
+ACC_POINTS = Metric("acc", "Acc (points)", 1, scale=100.0)
+BACC_POINTS = Metric("bacc", "BAcc (points)", 1, scale=100.0)
+PPL = Metric("ppl", "PPL", 2, higher_is_better=False)
 
 
 def paired_rows(
@@ -62,6 +68,13 @@ def paired_rows(
     return pd.DataFrame(rows, columns=columns + ["seeds", "better", "significant"])
 
 
+def metric_rows(records: pd.DataFrame, group: str, metric: Metric) -> pd.DataFrame:
+    """:func:`paired_rows` of one metric, with its display scale and direction."""
+    return paired_rows(
+        records, group, metric.key, scale=metric.scale, higher_is_better=metric.higher_is_better
+    )
+
+
 def verdict(row: dict) -> str:
     """ "better, significant", "worse, not significant", …; "—" when no seed was shared."""
     if not row["seeds"]:
@@ -78,22 +91,23 @@ def interval_text(row: dict, decimals: int) -> str:
 
 
 def write_paired_table(
-    rows: pd.DataFrame, group: str, labels: dict[str, tuple[str, int]], out_stem: str | os.PathLike
+    rows: pd.DataFrame, group: str, metrics: Sequence[Metric], out_stem: str | os.PathLike
 ) -> dict[str, Path]:
     """``{out_stem}.csv`` (tidy) and ``{out_stem}.md``: one line per group × pair × metric.
 
-    ``labels`` maps a metric key to (display label, decimals).
+    ``metrics`` give each metric key its label and decimals (others: the key, 3 decimals).
     """
     paths = {"csv": write_csv(suffixed(out_stem, ".csv"), rows)}
+    by_key = {m.key: m for m in metrics}
     body = []
     for row in rows.to_dict("records"):
-        label, decimals = labels.get(row["metric"], (row["metric"], 3))
-        interval = interval_text(row, decimals)
-        pair = (
-            f"{figstyle.display_name(row['strategy'])} − {figstyle.display_name(row['reference'])}"
+        metric = by_key.get(row["metric"], Metric(row["metric"], row["metric"], 3))
+        interval = interval_text(row, metric.decimals)
+        pair = f"{display_name(row['strategy'])} − {display_name(row['reference'])}"
+        mean = format_number(row["mean_diff"], metric.decimals)
+        body.append(
+            [str(row[group]), pair, metric.label, mean, interval, str(row["seeds"]), verdict(row)]
         )
-        mean = format_number(row["mean_diff"], decimals)
-        body.append([str(row[group]), pair, label, mean, interval, str(row["seeds"]), verdict(row)])
     level = f"{int(CI_LEVEL * 100)}%"
     header = [
         group.capitalize(),

@@ -1,4 +1,4 @@
-"""Gather per-run JSON records into the paper's tables and figures (via ``report``)."""
+"""Gather per-run JSON records into the paper's Tables 1–3 and the class-balance figure."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data.build import dataset_summary
-from .data.files import read_dataset
-from .readers import read_record, read_table
-from .report import class_balance_figure, suffixed, table1, table2, table3
-from .report_paired import paired_rows, write_paired_table
+from ..data.build import dataset_summary
+from ..data.files import read_dataset
+from ..readers import read_record, read_table
+from .figures import class_balance_figure
+from .paired import ACC_POINTS, BACC_POINTS, PPL, metric_rows, write_paired_table
+from .tables import table1, table2, table3
+from .writers import suffixed
 
 RUN_KEYS = ["base", "task", "strategy", "seed"]
 
@@ -31,6 +33,8 @@ def _experts(paths: list[str]) -> pd.DataFrame:
     for path in paths:
         m = read_record(path, "expert metrics", ("seed", "test_loss"))
         p = Path(path)
+        # TODO(paths): base and task are parsed back from the path by position; take them from
+        # the run-path template module (or from the record) instead.
         rows.append(dict(m, base=p.parent.parent.name, task=p.parent.name, strategy="expert"))
     return pd.DataFrame(rows)
 
@@ -55,18 +59,15 @@ def write_results_table(
             columns=["task", "strategy", "seed", "vocab", "otd", "acc", "bacc", "loss"]
         )
         table1(records, out_stem)
-        paired = pd.concat(
-            [paired_rows(records, "task", m, scale=100.0) for m in ("acc", "bacc")],
-            ignore_index=True,
-        )
-        labels = {"acc": ("Acc (points)", 1), "bacc": ("BAcc (points)", 1)}
-        write_paired_table(paired, "task", labels, suffixed(out_stem, "_paired"))
+        metrics = (ACC_POINTS, BACC_POINTS)
+        paired = pd.concat([metric_rows(records, "task", m) for m in metrics], ignore_index=True)
+        write_paired_table(paired, "task", metrics, suffixed(out_stem, "_paired"))
     else:
         records = frame.rename(columns={"base": "model", "test_ppl": "ppl", "otd": "ot"})
         records = records[["model", "strategy", "seed", "ppl", "ot", "vocab"]]
         table2(records, out_stem, models=list(dict.fromkeys(records["model"])))
-        paired = paired_rows(records, "model", "ppl", higher_is_better=False)
-        write_paired_table(paired, "model", {"ppl": ("PPL", 2)}, suffixed(out_stem, "_paired"))
+        paired = metric_rows(records, "model", PPL)
+        write_paired_table(paired, "model", (PPL,), suffixed(out_stem, "_paired"))
     return records
 
 
@@ -77,6 +78,7 @@ def write_datasets_table(paths: list[str], roles: dict[str, dict], out_stem: str
     """
     rows = []
     for path in paths:
+        # TODO(paths): the config dataset name is read back from the file name.
         name = Path(path).stem
         source = roles[name]["source"]
         row = dataset_summary([source], {source: read_dataset(path)})
@@ -93,7 +95,9 @@ def write_class_balance(
     """Pseudolabel distribution of every strategy's selections, one panel per task."""
     parts = []
     for path in selection_paths:
-        # data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet
+        # TODO(paths): task, strategy and seed are parsed back from the path by position
+        # (data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet); take
+        # them from the run-path template module instead.
         pieces = Path(path).parts
         frame = read_table(path, "selection", ("pseudolabel",))
         frame["task"], frame["strategy"] = pieces[-6], pieces[-3]

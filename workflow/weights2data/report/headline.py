@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_text
-from .errors import UserError
+from ..atomic import write_text
+from ..errors import UserError
 
 TABLE_METRICS = {"table1": ("task", ("acc", "bacc")), "table2": ("model", ("ppl",))}
 

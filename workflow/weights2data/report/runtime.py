@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_text
-from .errors import UserError
-from .report import markdown_table, suffixed, write_csv
-from .usage import cpu_model
+from ..atomic import write_text
+from ..errors import UserError
+from ..usage import cpu_model
+from .writers import markdown_table, suffixed, write_csv
 
 _USAGE = re.compile(r"done in [\d.]+ s, peak memory (\d+) MB")
 COLUMNS = ["rule", "jobs", "median_s", "total_s", "max_s", "peak_mb"]
 
 
 def _log_of(bench: Path, root: Path, logs: Path) -> Path:
+    # TODO(paths): maps a benchmark file to its log by the folder layout both share (and the
+    # ablation_ prefix); the run-path template module should give both paths instead.
     rel = bench.relative_to(root).with_suffix(".log")
     name = rel.name
     if len(rel.parts) == 1 and name.startswith("ablation_"):
@@ -54,6 +56,7 @@ def read_benchmarks(root: Path, logs: Path) -> pd.DataFrame:
         logged = _logged_peak(_log_of(bench, root, logs))
         rows.append(
             {
+                # TODO(paths): the rule is read back from the benchmark path's first part.
                 "rule": bench.relative_to(root).parts[0].removesuffix(".tsv"),
                 "s": seconds,
                 "peak_mb": logged if logged is not None else rss,
