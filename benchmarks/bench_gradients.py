@@ -34,6 +34,7 @@ from weights2data.gradients.closed_form import (
 from weights2data.gradients.store import build_gradient_store
 from weights2data.models import output_matrix
 from weights2data.projection import DEFAULT_PROJECTION, rademacher_signs
+from weights2data.specs import GradientSpec
 
 VOCAB, HIDDEN, LAYERS = 50257, 768, 12
 SEQ, BATCH, BATCHES, REPEATS, CLASSES, K = 32, 32, 3, 3, 4, 1024
@@ -218,11 +219,9 @@ def end_to_end_store(model, tok) -> None:
             pool,
             labels,
             f"{tmp}/store",
+            GradientSpec(loss="full_vocab", k=K, batch_size=BATCH),
             tokenizer=tok,
-            loss="full_vocab",
             num_classes=CLASSES,
-            k=K,
-            batch_size=BATCH,
             progress=False,
         )
         total = time.perf_counter() - t

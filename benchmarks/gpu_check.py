@@ -31,6 +31,7 @@ from weights2data.device import bf16_enabled, compute_device  # noqa: E402
 from weights2data.gradients.pseudolabels import pseudolabel  # noqa: E402
 from weights2data.gradients.store import build_gradient_store, load_gradient_store  # noqa: E402
 from weights2data.selection import greedy_select  # noqa: E402
+from weights2data.specs import GradientSpec  # noqa: E402
 
 CLASSES = 4
 
@@ -71,13 +72,11 @@ def store_and_select(device, base, final, tok, pool, pseudo, out: Path, args, **
         pool,
         pseudo,
         out,
+        GradientSpec(k=args.sketch, batch_size=args.batch, **store),
         tokenizer=tok,
         num_classes=CLASSES,
-        k=args.sketch,
         max_length=64,
-        batch_size=args.batch,
         progress=False,
-        **store,
     )
     grads, target, meta = load_gradient_store(out)
     size = os.path.getsize(out / "grads.f32") / 2**20
@@ -122,7 +121,7 @@ def main() -> None:
     print(f"pseudolabel: {seconds:.1f} s ({args.n / seconds:,.0f} texts/s)")
     pseudo = labels["pseudolabel"].to_numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        for loss, projection in (("label_masked", None), ("full_vocab", "tensorsketch")):
+        for loss, projection in (("label_masked", "auto"), ("full_vocab", "tensorsketch")):
             store_and_select(
                 device,
                 base,

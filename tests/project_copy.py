@@ -18,10 +18,16 @@ SNAKEMAKE, DVC = str(BIN / "snakemake"), str(BIN / "dvc")
 PIPELINE = [SNAKEMAKE, "--workflow-profile", "workflow/profiles/default", "--cores", "2"]
 
 
-def run(args: list[str], cwd: Path, timeout: int = 900) -> str:
+def run(args: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -> str:
     """Run a command to completion; on failure, fail the test with the end of its output."""
     proc = subprocess.run(
-        args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        env={**ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0:
         raise AssertionError(

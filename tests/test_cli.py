@@ -10,6 +10,7 @@ import pytest
 
 from weights2data.cli import main
 from weights2data.models import save_model
+from weights2data.specs import FinetuneSpec, GradientSpec, RetrainSpec, TaskSpec
 
 from .conftest import SENTENCES, save_finetuned_pair
 
@@ -243,19 +244,16 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
             )
     dataset = tmp_path / "task.parquet"
     write_dataset(pd.DataFrame(rows), dataset)
-    task = {"type": "classification", "train_size": 12, "val_size": 8, "test_size": 8}
-    spec = {"lr": 3e-3, "batch_size": 4, "max_length": 16, "loss": "label_masked"}
+    task = TaskSpec(dataset="task", type="classification", train_size=12, val_size=8, test_size=8)
+    spec = FinetuneSpec(lr=3e-3, batch_size=4, max_length=16, loss="label_masked")
     results = []
     for name in ("one.json", "two.json"):
         retrain(
             checkpoints / "base",
             checkpoints / "r.parquet",
             dataset,
-            task,
-            spec,
-            {"max_epochs": 2, "patience": 1},
-            0,
-            0,
+            (task, spec, RetrainSpec(max_epochs=2, patience=1)),
+            (0, 0),
             tmp_path / name,
             {"strategy": "select"},
         )
@@ -266,25 +264,23 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
 
 def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
     """Through the pipeline step (config `gradients.model`): Δ stays θ0 − θf either way."""
+    from weights2data.gradients.pipeline import store_for_labels
     from weights2data.gradients.store import load_gradient_store
-    from weights2data.selecting import gradient_store
 
-    labels = tmp_path / "labels.parquet"
-    pd.DataFrame({"text": SENTENCES[:10], "pseudolabel": LABELS[:10]}).to_parquet(labels)
-    finetune = {"loss": "label_masked", "max_length": 16, "truncate": "left"}
+    labels = pd.DataFrame({"text": SENTENCES[:10], "pseudolabel": LABELS[:10]})
+    finetune = FinetuneSpec(loss="label_masked", max_length=16, truncate="left")
     stores = {}
     for model in ("base", "final"):
-        spec = {"model": model, "projection": "auto", "k": 64, "checkpoints": 1}
-        gradient_store(
+        store_for_labels(
             checkpoints / "base",
             checkpoints / "final",
             labels,
-            spec,
-            "classification",
-            3,
-            finetune,
-            0,
             tmp_path / model,
+            GradientSpec(model=model, projection="auto", k=64, checkpoints=1),
+            finetune,
+            task_type="classification",
+            num_classes=3,
+            seed=0,
         )
         grads, target, meta = load_gradient_store(tmp_path / model)
         assert meta["gradient_model"] == model

@@ -154,9 +154,9 @@ def pair(tmp_path_factory, tiny_tokenizer):
 
 def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
     spec = {"k": 64, "projection": "auto", "checkpoints": 1}
-    task = {"type": "classification"}
+    task = {"dataset": "truth", "type": "classification"}
     total, target = truth_gradient_sum(
-        pair / "base", pair / "final", SENTENCES, LABELS, spec, task, 3, FINETUNE, 0
+        pair / "base", pair / "final", (SENTENCES, LABELS), (spec, task, FINETUNE), 3, 0
     )
     base, final = load_model(pair / "base"), load_model(pair / "final")
     grads = per_example_gradients(
@@ -169,12 +169,9 @@ def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
     total2, target2 = truth_gradient_sum(
         pair / "base",
         pair / "final",
-        SENTENCES,
-        LABELS,
-        dict(spec, checkpoints=2),
-        task,
+        (SENTENCES, LABELS),
+        (dict(spec, checkpoints=2), task, FINETUNE),
         3,
-        FINETUNE,
         0,
     )
     assert total2.shape == (2, total.shape[1])

@@ -16,8 +16,10 @@ import torch
 
 from weights2data.atomic import read_json
 from weights2data.config import task_finetune, validate_config
+from weights2data.gradients.pipeline import store_for_labels
 from weights2data.gradients.store import load_gradient_store
-from weights2data.selecting import gradient_store
+from weights2data.readers import read_table
+from weights2data.specs import FinetuneSpec, GradientSpec
 
 from .project_copy import ENV, PIPELINE, copy_project, run, smoke_config
 
@@ -103,16 +105,17 @@ def test_killed_sharded_store_resumes_and_equals_the_unsharded_store(project):
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)  # as the shard jobs ran
     try:
-        gradient_store(
+        labels = read_table(project / "data/labels/tiny/bbc_news/wiki_pool/0.parquet", "labels")
+        store_for_labels(
             project / "data/models/base/tiny",
             project / EXPERT,
-            project / "data/labels/tiny/bbc_news/wiki_pool/0.parquet",
-            spec,
-            "classification",
-            5,
-            task_finetune(config, "bbc_news"),
-            0,
+            labels,
             whole,
+            GradientSpec(**spec),
+            FinetuneSpec(**task_finetune(config, "bbc_news")),
+            task_type="classification",
+            num_classes=5,
+            seed=0,
         )
     finally:
         torch.set_num_threads(threads)

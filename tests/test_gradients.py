@@ -36,6 +36,7 @@ from weights2data.gradients.store import (
 )
 from weights2data.models import final_hidden, output_matrix
 from weights2data.projection import make_projector
+from weights2data.specs import GradientSpec
 
 VOCAB = 64
 HIDDEN = 16
@@ -320,16 +321,20 @@ def test_interpolated_models_follow_the_line():
 
 
 def _build(out, base, final, texts, labels, batch_size, **kw):
+    """A store with the spec's settings from ``kw`` (projection None: the default)."""
+    settings = {k: kw.pop(k) for k in ("loss", "projection", "k", "checkpoints") if k in kw}
+    settings["projection"] = settings.get("projection") or "auto"
+    spec = GradientSpec(batch_size=batch_size, **settings)
     return build_gradient_store(
         base,
         final,
         texts,
         labels,
         out,
+        spec,
         tokenizer=TOKENIZER,
         num_classes=CLASSES,
         max_length=MAX_LEN,
-        batch_size=batch_size,
         progress=False,
         **kw,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,6 +83,45 @@ def test_editing_a_local_dataset_file_reruns_it_and_what_depends_on_it(tmp_path)
     assert "rule dataset:" in plan and "output: data/datasets/mine.parquet" in plan
     assert plan.count("rule dataset:") == 1  # only the edited dataset reruns
     assert "rule table3:" in plan
+
+
+def _planned(project: Path, env: dict, target: str) -> dict[str, int]:
+    """Rule -> jobs that a dry run plans for ``target`` (empty: nothing to be done)."""
+    out = run([str(BIN / "snakemake"), "-n", "--quiet", "rules", target], project, env=env)
+    rows = re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M)
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.slow
+def test_code_changes_rerun_exactly_the_steps_that_run_that_code(tmp_path):
+    """Each rule's params carry its step's code fingerprint: a comment reruns nothing, a
+    report function only reports, a gradient-store function the stores and what follows."""
+    project = copy_project(tmp_path / "p", smoke_config(ablations=False))
+    package = project / "workflow" / "weights2data"
+    env = {"PYTHONPATH": str(project / "workflow")}  # the copy's code runs and is fingerprinted
+    target = "figures/table1.md"
+    run([str(BIN / "snakemake"), "--cores", "2", target], project, env=env)
+    assert _planned(project, env, target) == {}
+
+    _edit(package / "gradients" / "store.py", "def _store_meta(", "# a comment\ndef _store_meta(")
+    assert _planned(project, env, target) == {}  # comments and docstrings are not code
+
+    _edit(
+        package / "report" / "tables.py", "def table1(", "def _unused():\n    pass\n\n\ndef table1("
+    )
+    assert set(_planned(project, env, target)) == {"table1", "all"} - {"all"} | {"table1"}
+
+    _edit(package / "gradients" / "store.py", '"dtype": "float32"', '"dtype": "float" + "32"')
+    planned = set(_planned(project, env, target))
+    assert {"gradient_store", "select", "retrain", "table1"} <= planned, planned
+    never = {"dataset", "pretrain_base", "finetune_expert", "pool_subset", "autolabel"}
+    assert not planned & never, planned
 
 
 # Rules whose outputs the DVC stages own; a job leaves its log under logs/<rule>/.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,10 @@ import pandas as pd
 from .atomic import atomic_path, write_json, write_parquet
 from .errors import UserError
 from .readers import read_array, read_table
+
+if TYPE_CHECKING:
+    from .evaluation import Comparison
+    from .specs import TaskSpec
 
 # Short tokens of gradient-spec keys in variant names ("main" is the config's own spec).
 _VARIANT_TOKENS = {
@@ -97,7 +102,7 @@ def leaked_pool(truth: pd.DataFrame, extra: pd.DataFrame, seed: int) -> pd.DataF
 
 def build_leaked_pool(
     task_dataset: Path,
-    task: dict,
+    task: TaskSpec | dict,
     pool_dataset: Path,
     fraction: float,
     seed: int,
@@ -213,13 +218,7 @@ def replacement_plan(
 
 
 def replacement_metrics(
-    selection_path: Path,
-    pool_embeddings: Path,
-    truth_embeddings: Path,
-    task_dataset: Path,
-    task: dict,
-    seed: int,
-    split_seed: int,
+    comparison: Comparison,
     fractions: Sequence[float],
     trials: int,
     out: Path,
@@ -231,13 +230,10 @@ def replacement_metrics(
 
     No retraining: each (fraction, trial) only recomputes the two similarity metrics.
     """
-    from .evaluation import true_training_texts
     from .metrics import metric_tokenizer, ot_distance, vocab_containment
 
-    chosen = read_table(selection_path, "selection", ("index", "text"))
-    truth = true_training_texts(task_dataset, task, seed, split_seed)
-    pool_emb = read_array(pool_embeddings, "pool embeddings")
-    truth_emb = read_array(truth_embeddings, "truth embeddings")
+    chosen, truth, pool_emb, truth_emb = comparison.read()
+    seed = comparison.seed
     if len(truth_emb) != len(truth):
         raise UserError("the true-set embeddings do not match the true training set; rebuild.")
     sel_texts = chosen["text"].tolist()

@@ -1,76 +1,131 @@
-"""Command line: one subcommand per pipeline step, so every Snakemake rule can be run by hand."""
+"""Command line: one subcommand per pipeline step, generated from the table ``STEPS``.
+
+A step is a function ``<name>(args) -> str`` in a module of ``weights2data.steps``; its ``args``
+dataclass (``weights2data.steps.args``) declares the flags. The parser is built from those
+fields, every JSON config slice is parsed into its spec once, and the step's summary line and
+its cost are printed. Every Snakemake rule runs one of these, so each can be run by hand.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
+import json
 import sys
 import time
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .cli_common import json_arg, threads_arg
 from .errors import UserError
 from .usage import usage_line
 
 
-def cmd_dataset(args: argparse.Namespace) -> None:
-    from .data.build import build_dataset
-    from .data.files import write_dataset
+@dataclass(frozen=True)
+class Step:
+    """One subcommand: its name, the ``weights2data.steps`` module that holds its function
+    (the name with ``-`` as ``_``), and a line of help."""
 
-    spec = dict(args.spec)
-    source = spec.pop("source")
-    if "part" in spec and spec["part"] is not None:
-        spec["part"] = tuple(spec["part"])
-    table = build_dataset(source, split_seed=args.split_seed, **spec)
-    write_dataset(table, args.out)
-    counts = table.groupby("split").size().to_dict()
-    print(f"{source}: {len(table)} rows {counts} -> {args.out}")
+    name: str
+    module: str
+    help: str
+    description: str = ""
 
+    def function(self) -> typing.Callable[[Any], str | None]:
+        module = importlib.import_module(f"{__package__}.steps.{self.module}")
+        return getattr(module, self.name.replace("-", "_"))
 
-def cmd_pretrain(args: argparse.Namespace) -> None:
-    from .experts import make_base
-
-    report = make_base(args.spec, args.corpus or [], Path(args.out))
-    if "val_perplexity" in report:
-        print(f"base held-out perplexity {report['val_perplexity']:.2f}")
+    def args_type(self) -> type:
+        return typing.get_type_hints(self.function())["args"]
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
-    from .experts import train_expert
+STEPS = (
+    Step("dataset", "models", "build a normalized dataset table (parquet)"),
+    Step("pretrain", "models", "make the base model (pretrain or import)"),
+    Step("finetune", "models", "train an expert (final) model on a task"),
+    Step("pool", "select", "draw the seed pool of one seed from a dataset table"),
+    Step("autolabel", "select", "pseudolabel the pool with the final model"),
+    Step("gradient-store", "select", "per-example last-layer gradients of the pool"),
+    Step("gather-gradients", "select", "join shard stores into one gradient store"),
+    Step("select-pool", "select", "run one strategy over a labelled pool (+ store)"),
+    Step(
+        "select",
+        "select",
+        "two checkpoints and a pool in, K texts out",
+        "Select K texts from a pool whose gradients under the base point along the weight "
+        "difference base - final (SELECT).",
+    ),
+    Step("retrain", "evaluate", "finetune a fresh base on a selection; test metrics"),
+    Step("embed", "evaluate", "sentence embeddings of a pool or a true training set"),
+    Step("similarity", "evaluate", "Vocab containment and OT vs the true training set"),
+    Step("experts-report", "report", "table of expert accuracy vs majority class"),
+    Step("table", "report", "Table 1 (classification) or Table 2 (sft)"),
+    Step("datasets-table", "report", "Table 3: datasets, roles, sizes, sources"),
+    Step("class-balance", "report", "label distribution of each strategy's picks"),
+    Step("runtime-table", "report", "per rule: jobs, wall time, peak memory, CPU"),
+    Step("headline-metrics", "report", "the tables' headline numbers as one JSON"),
+    Step("leak-pool", "ablation", "F3: a seed pool holding the expert's true texts"),
+    Step("leak-embeddings", "ablation", "F3: embeddings of a leaked pool (reused rows)"),
+    Step("replacement", "ablation", "F4: Vocab / OT as true texts replace a selection"),
+    Step("ablation-report", "ablation", "table (CSV + Markdown) and figure of an ablation"),
+    Step("regime", "diagnose", "premise diagnostics of one expert (cos(S_true, Δ), …)"),
+    Step("diagnostics-table", "diagnose", "the premise table beside Table 1 or 2"),
+    Step(
+        "diagnose",
+        "diagnose",
+        "can last-layer SELECT work on this pair? drift, head/body split, cos(S_true, Δ)",
+    ),
+)
+STEP_BY_NAME = {step.name: step for step in STEPS}
 
-    metrics = train_expert(
-        Path(args.base),
-        Path(args.dataset),
-        args.task,
-        args.finetune,
-        args.seed,
-        args.split_seed,
-        Path(args.out),
-        Path(args.metrics),
-    )
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
-    print(f"expert seed {args.seed}: {shown}")
+
+def _json_object(text: str) -> dict:
+    """A JSON object on the command line (how rules pass a config slice)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
 
 
-def cmd_experts_report(args: argparse.Namespace) -> None:
-    import pandas as pd
+def _value_type(hint: Any) -> tuple[Any, bool, bool]:
+    """(the type of one value, whether None is allowed, whether several values are)."""
+    optional = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, members[0]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], optional, True
+    return hint, optional, False
 
-    from .readers import read_record
-    from .report.tables import experts_table
 
-    rows = []
-    for path in args.metrics:
-        m = read_record(path, "expert metrics", ("seed", "test_loss"))
-        task = Path(path).parent.name
-        rows.append(
-            {
-                "task": task,
-                "seed": m["seed"],
-                "acc": m.get("test_acc"),
-                "loss": m["test_loss"],
-                "majority": m.get("majority_rate"),
-            }
-        )
-    experts_table(pd.DataFrame(rows), args.out_stem)
+def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint: Any) -> None:
+    meta = field.metadata
+    value_type, _, many = _value_type(hint)
+    required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+    options: dict[str, Any] = {"dest": field.name, "help": meta.get("help") or None}
+    if dataclasses.is_dataclass(value_type) or value_type is dict:
+        options["type"] = _json_object
+    elif value_type is bool:
+        options["action"] = "store_true"
+    else:
+        options["type"] = meta.get("parse") or (str if value_type is Path else value_type)
+    if many:
+        options["nargs"] = "+" if required else "*"
+    choices = meta.get("choices")
+    if choices is not None:
+        options["choices"] = choices() if callable(choices) else choices
+    if required:
+        options["required"] = True
+    else:
+        options["default"] = field.default if field.default_factory is dataclasses.MISSING else None
+    parser.add_argument(flag, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,72 +134,64 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find public texts that train a base model like its finetuned version.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("dataset", help="build a normalized dataset table (parquet)")
-    p.add_argument("--spec", type=json_arg, required=True, help='e.g. {"source": "bbc_news"}')
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_dataset)
-
-    p = sub.add_parser("pretrain", help="make the base model (pretrain or import)")
-    p.add_argument("--spec", type=json_arg, required=True, help="the config's bases.<name>")
-    p.add_argument("--corpus", nargs="*", help="dataset parquet files to pretrain on")
-    threads_arg(p)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("finetune", help="train an expert (final) model on a task")
-    p.add_argument("--base", required=True, help="base model folder")
-    p.add_argument("--dataset", required=True, help="task dataset parquet")
-    p.add_argument("--task", type=json_arg, required=True, help="the config's tasks.<name>")
-    p.add_argument("--finetune", type=json_arg, required=True, help="finetune settings")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--split-seed", type=int, default=0)
-    threads_arg(p)
-    p.add_argument("--out", required=True, help="output model folder")
-    p.add_argument("--metrics", required=True, help="output metrics JSON")
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser("experts-report", help="table of expert accuracy vs majority class")
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--out-stem", required=True)
-    p.set_defaults(func=cmd_experts_report)
-
-    for register in _extra_registrations():
-        register(sub)
+    for step in STEPS:
+        p = sub.add_parser(step.name, help=step.help, description=step.description or None)
+        cls = step.args_type()
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            _add_field(p, field, hints[field.name])
     return parser
 
 
-def _extra_registrations():
-    """Subcommands that live beside the modules they drive (selection, evaluation, ablations)."""
-    from . import cli_ablations, cli_diagnostics, cli_eval, cli_select
+def _convert(value: Any, hint: Any, field: dataclasses.Field) -> Any:
+    """A parsed flag as the field's type: paths as Path, JSON slices as their spec."""
+    from .specs import parse_spec
 
-    return [
-        cli_select.register,
-        cli_eval.register,
-        cli_ablations.register,
-        cli_diagnostics.register,
-    ]
+    value_type, _, many = _value_type(hint)
+    if value is None:
+        return field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+    if many:
+        return tuple(_convert(v, value_type, field) for v in value)
+    if value_type is Path:
+        return Path(value)
+    if dataclasses.is_dataclass(value_type):
+        return parse_spec(value_type, value, "--" + field.name.replace("_", "-"))
+    return value
+
+
+def step_args(step: Step, namespace: argparse.Namespace) -> Any:
+    """The step's args dataclass from the parsed command line."""
+    cls = step.args_type()
+    hints = typing.get_type_hints(cls)
+    values = {
+        f.name: _convert(getattr(namespace, f.name), hints[f.name], f)
+        for f in dataclasses.fields(cls)
+    }
+    return cls(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
+    namespace = build_parser().parse_args(argv)
+    step = STEP_BY_NAME[namespace.command]
     try:
-        args.func(args)
+        args = step_args(step, namespace)
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(max(1, args.threads))
+        summary = step.function()(args)
+        if summary:
+            print(summary)
         sys.stdout.flush()  # the step's own summary first, then what it cost
-        print(usage_line(args.command, started), file=sys.stderr)
+        print(usage_line(step.name, started), file=sys.stderr)
     except UserError as exc:
-        print(f"weights2data {args.command}: error: {exc}", file=sys.stderr)
+        print(f"weights2data {step.name}: error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:  # an input path given on the command line
         missing = exc.filename or str(exc)
         print(
-            f"weights2data {args.command}: error: {missing} does not exist; check the path, or "
+            f"weights2data {step.name}: error: {missing} does not exist; check the path, or "
             "run the pipeline step that makes it (snakemake makes inputs before their users).",
             file=sys.stderr,
         )

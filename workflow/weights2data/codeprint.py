@@ -20,6 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name
 # what every command runs through: the module-level imports of the CLI's entry module
 RUNNER = "cli"
+STEPS = "steps"  # the package of step functions, one per subcommand
 
 
 def step_fingerprint(command: str, package_dir: Path = PACKAGE_DIR) -> str:
@@ -30,9 +31,10 @@ def step_fingerprint(command: str, package_dir: Path = PACKAGE_DIR) -> str:
 @cache
 def _fingerprint(command: str, package_dir: Path) -> str:
     graph = _ImportGraph(package_dir)
-    module, function = graph.entry(command)
-    seen = graph.closure(graph.function_imports(module, function) | graph.top_imports(RUNNER))
-    digest = hashlib.sha256(_canonical(function).encode())
+    module, nodes = graph.entry(command)
+    imports = set().union(*(graph.node_imports(module, n) for n in nodes))
+    seen = graph.closure(imports | graph.top_imports(module) | graph.top_imports(RUNNER))
+    digest = hashlib.sha256("".join(_canonical(n) for n in nodes).encode())
     for name in sorted(seen):
         digest.update(f"\0{name}\0{graph.canonical(name)}".encode())
     return digest.hexdigest()[:12]
@@ -51,6 +53,23 @@ def _canonical(node: ast.AST) -> str:
         ):
             child.body = body[1:] or [ast.Pass()]
     return ast.dump(node, annotate_fields=False)
+
+
+def _used_definitions(defs: dict[str, ast.AST], start: str) -> list[ast.AST]:
+    """``start`` and the module's definitions it names, transitively, in a fixed order."""
+    used, todo = [], [start]
+    while todo:
+        name = todo.pop()
+        if name in used:
+            continue
+        used.append(name)
+        names = {  # names read (not a dataclass field's own name)
+            n.id
+            for n in ast.walk(defs[name])
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
+        todo.extend(sorted(n for n in names & set(defs) if n not in used))
+    return [defs[name] for name in sorted(used)]
 
 
 class _ImportGraph:
@@ -77,14 +96,22 @@ class _ImportGraph:
     def canonical(self, name: str) -> str:
         return _canonical(ast.parse(self.files[name].read_text()))
 
-    def entry(self, command: str) -> tuple[str, ast.FunctionDef]:
-        """The module and function that run a subcommand (``cmd_<command>`` by convention)."""
-        wanted = "cmd_" + command.replace("-", "_")
+    def entry(self, command: str) -> tuple[str, list[ast.AST]]:
+        """The steps module whose function runs a subcommand (``<command>`` with ``-`` as
+        ``_``), and that function with every definition of its module it uses, transitively
+        (its args dataclass, helpers)."""
+        wanted = command.replace("-", "_")
         for name in self.files:
-            for node in self.tree(name).body:
-                if isinstance(node, ast.FunctionDef) and node.name == wanted:
-                    return name, node
-        raise LookupError(f"no function {wanted} in {self.root} for command {command!r}")
+            if not name.startswith(STEPS + "."):
+                continue
+            defs = {
+                node.name: node
+                for node in self.tree(name).body
+                if isinstance(node, ast.FunctionDef | ast.ClassDef)
+            }
+            if wanted in defs:
+                return name, _used_definitions(defs, wanted)
+        raise LookupError(f"no step function {wanted} in {self.root / STEPS} for {command!r}")
 
     def _imports(self, module: str, nodes: list[ast.AST]) -> set[str]:
         package = module if self.files[module].name == "__init__.py" else module.rpartition(".")[0]
@@ -111,8 +138,8 @@ class _ImportGraph:
         parts = parts[: len(parts) - (level - 1)] if level > 1 else parts
         return ".".join([*parts, *(module.split(".") if module else [])])
 
-    def function_imports(self, module: str, function: ast.FunctionDef) -> set[str]:
-        return self._imports(module, list(ast.walk(function))) | self.top_imports(module)
+    def node_imports(self, module: str, node: ast.AST) -> set[str]:
+        return self._imports(module, list(ast.walk(node)))
 
     def top_imports(self, module: str) -> set[str]:
         return self._imports(module, list(self.tree(module).body))

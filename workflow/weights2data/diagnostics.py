@@ -30,14 +30,16 @@ import pandas as pd
 import torch
 
 from .alignment import checkpoint_cosines, mean_finite
-from .atomic import atomic_path, write_json, write_parquet
+from .atomic import atomic_path, write_json
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .formats import label_token_ids
 from .gradients.closed_form import head_inputs
+from .gradients.pipeline import store_for_labels
 from .gradients.store import load_gradient_store
 from .models import check_same_architecture, load_model, load_tokenizer, output_matrix
+from .specs import FinetuneSpec, GradientSpec, TaskSpec, parse_spec
 
 # A layer is a transformer block (GPT-2 "h.3", Llama "layers.3", BERT "layer.3") or, outside
 # the blocks, the module that owns the parameter.
@@ -209,38 +211,37 @@ def body_drift(base, final) -> float:
 def truth_gradient_sum(
     base_dir: Path,
     final_dir: Path,
-    texts: list[str],
-    labels: np.ndarray | None,
-    spec: dict,
-    task: dict,
+    truth: tuple[list[str], np.ndarray | None],
+    specs: tuple[GradientSpec | dict, TaskSpec | dict, FinetuneSpec | dict],
     num_classes: int | None,
-    finetune: dict,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(S_true, Δ): the true texts' summed gradients (C×D, float64) and the store's target.
 
     Built by the store's own code with the store's spec and seed, so S_true lives in exactly
     the space of the pool's gradients (same projection draw, same checkpoints, same loss).
+    ``truth`` = (texts, labels; None for SFT); ``specs`` = (gradients, task, finetune).
     """
-    from .selecting import gradient_store
-
+    texts, labels = truth
+    spec = parse_spec(GradientSpec, specs[0], "gradients")
+    task = parse_spec(TaskSpec, specs[1], "task")
+    finetune = parse_spec(FinetuneSpec, specs[2], "finetune")
     labels = np.zeros(len(texts), dtype=np.int64) if labels is None else labels
+    frame = pd.DataFrame({"text": texts, "pseudolabel": np.asarray(labels, dtype=np.int64)})
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        frame = pd.DataFrame({"text": texts, "pseudolabel": np.asarray(labels, dtype=np.int64)})
-        write_parquet(folder / "truth.parquet", frame)
-        gradient_store(
+        store = Path(tmp) / "store"
+        store_for_labels(
             base_dir,
             final_dir,
-            folder / "truth.parquet",
+            frame,
+            store,
             spec,
-            task["type"],
-            num_classes,
             finetune,
-            seed,
-            folder / "store",
+            task_type=task.type,
+            num_classes=num_classes,
+            seed=seed,
         )
-        grads, target, _ = load_gradient_store(folder / "store")
+        grads, target, _ = load_gradient_store(store)
         total = np.asarray(grads, dtype=np.float64).sum(axis=0)
         return total, np.asarray(target, dtype=np.float64)
 
@@ -252,9 +253,9 @@ class RegimeInputs:
     base_dir: Path
     final_dir: Path
     dataset_path: Path
-    task: dict
-    finetune: dict
-    gradients: dict
+    task: TaskSpec
+    finetune: FinetuneSpec
+    gradients: GradientSpec
     seed: int
     split_seed: int
 
@@ -263,18 +264,15 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
     """Every expert-side diagnostic of one expert; writes the JSON and S_true (``.npy``)."""
     table = read_dataset(inputs.dataset_path)
     splits = task_splits(table, inputs.task, inputs.seed, inputs.split_seed)
-    is_cls = inputs.task["type"] == "classification"
+    is_cls = inputs.task.classification
     num_classes = num_classes_of(table) if is_cls else None
     train = splits["train"]
     total, target = truth_gradient_sum(
         inputs.base_dir,
         inputs.final_dir,
-        train["text"].tolist(),
-        train["label"].to_numpy() if is_cls else None,
-        inputs.gradients,
-        inputs.task,
+        (train["text"].tolist(), train["label"].to_numpy() if is_cls else None),
+        (inputs.gradients, inputs.task, inputs.finetune),
         num_classes,
-        inputs.finetune,
         inputs.seed,
     )
     per_c = checkpoint_cosines(total, target)
@@ -289,7 +287,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
         layers=layer_drift(base, final),
     )
     if is_cls:
-        enc = Encoding(num_classes, inputs.finetune["max_length"], inputs.finetune["truncate"])
+        enc = Encoding(num_classes, inputs.finetune.max_length, inputs.finetune.truncate)
         tokenizer = load_tokenizer(inputs.base_dir)
         test = splits["test"]
         result["head_body"] = head_body_split(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import atomic_path, write_json
 from .data.files import read_dataset
@@ -12,9 +15,12 @@ from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .metrics import embed_texts, ot_distance, vocab_containment
 from .readers import read_array, read_table
+from .specs import FinetuneSpec, RetrainSpec, TaskSpec
 
 
-def true_training_texts(dataset_path: Path, task: dict, seed: int, split_seed: int) -> list[str]:
+def true_training_texts(
+    dataset_path: Path, task: TaskSpec | dict, seed: int, split_seed: int
+) -> list[str]:
     """The expert's actual training texts for this seed (known to the evaluation only)."""
     return task_splits(read_dataset(dataset_path), task, seed, split_seed)["train"]["text"].tolist()
 
@@ -23,23 +29,24 @@ def retrain(
     base_dir: Path,
     selection_path: Path,
     dataset_path: Path,
-    task: dict,
-    finetune_spec: dict,
-    retrain_spec: dict,
-    seed: int,
-    split_seed: int,
+    specs: tuple[TaskSpec, FinetuneSpec, RetrainSpec],
+    seeds: tuple[int, int],
     out: Path,
     keys: dict,
-    keep_model: Path | None = None,
 ) -> dict:
-    """Finetune a fresh base on the selection (+ pseudolabels), best-by-val, report test."""
+    """Finetune a fresh base on the selection (+ pseudolabels), best-by-val, report test.
+    ``seeds`` = (the retraining's seed, the val/test split seed)."""
     from .experts import train_config  # torch only where a model is trained
-    from .models import load_model, load_tokenizer, save_model
+    from .models import load_model, load_tokenizer
     from .train import evaluate, finetune
 
+    task, finetune_spec, retrain_spec = specs
+    seed, split_seed = seeds
     table = read_dataset(dataset_path)
     splits = task_splits(table, task, seed, split_seed)
-    spec = dict(finetune_spec, epochs=retrain_spec["max_epochs"], patience=retrain_spec["patience"])
+    spec = dataclasses.replace(
+        finetune_spec, epochs=retrain_spec.max_epochs, patience=retrain_spec.patience
+    )
     cfg = train_config(task, spec, num_classes_of(table))
     chosen = read_table(selection_path, "selection", ("index", "text", "pseudolabel"))
     if len(chosen) == 0:
@@ -58,8 +65,6 @@ def retrain(
         history=info["history"],
         **{f"test_{k}": v for k, v in scores.items()},
     )
-    if keep_model is not None:
-        save_model(model, tokenizer, keep_model)
     write_json(out, result)
     return result
 
@@ -79,25 +84,33 @@ def embed_to_file(texts_path: Path, out: Path, *, dataset: dict | None = None) -
     return emb
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A selection and what says which texts were truly trained on: the files every Vocab /
+    OT comparison with the expert's training set reads."""
+
+    selection: Path
+    pool_embeddings: Path
+    truth_embeddings: Path
+    dataset: Path  # the task's dataset table
+    task: TaskSpec
+    seed: int
+    split_seed: int = 0
+
+    def read(self) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:
+        """(selection rows, true training texts, pool embeddings, true-set embeddings)."""
+        chosen = read_table(self.selection, "selection", ("index", "text"))
+        truth = true_training_texts(self.dataset, self.task, self.seed, self.split_seed)
+        pool_emb = read_array(self.pool_embeddings, "pool embeddings")
+        truth_emb = read_array(self.truth_embeddings, "truth embeddings")
+        return chosen, truth, pool_emb, truth_emb
+
+
 def similarity(
-    selection_path: Path,
-    pool_embeddings: Path,
-    truth_embeddings: Path,
-    dataset_path: Path,
-    task: dict,
-    seed: int,
-    split_seed: int,
-    out: Path,
-    keys: dict,
-    *,
-    ot_method: str = "emd",
-    max_tokens: int = 32,
+    comparison: Comparison, out: Path, keys: dict, *, ot_method: str = "emd", max_tokens: int = 32
 ) -> dict:
     """Vocabulary containment and OT distance between a selection and the true training set."""
-    chosen = read_table(selection_path, "selection", ("index", "text"))
-    truth = true_training_texts(dataset_path, task, seed, split_seed)
-    pool_emb = read_array(pool_embeddings, "pool embeddings")
-    truth_emb = read_array(truth_embeddings, "truth embeddings")
+    chosen, truth, pool_emb, truth_emb = comparison.read()
     if chosen["index"].max() >= len(pool_emb):
         raise UserError("the selection indexes past the pool embeddings; rebuild both.")
     result = dict(

@@ -13,6 +13,7 @@ from .data.splits import num_classes_of, task_splits
 from .errors import UserError
 from .models import load_model, load_tokenizer, save_model
 from .pretrain import PretrainConfig, import_hf_folder, import_hub, import_smollm2, pretrain_gpt2
+from .specs import FinetuneSpec, TaskSpec, as_dict, parse_spec
 from .train import TrainConfig, evaluate, finetune
 
 
@@ -35,12 +36,13 @@ def make_base(spec: dict, corpus_paths: list[str], out: Path) -> dict:
     raise UserError(f"unknown base kind {kind!r}; use pretrain, hf_folder, hub or smollm2.")
 
 
-def train_config(task: dict, finetune_spec: dict, num_classes: int) -> TrainConfig:
-    return TrainConfig(
-        task_type=task["type"],
-        num_classes=num_classes,
-        **{k: v for k, v in finetune_spec.items() if k in TrainConfig.__dataclass_fields__},
-    )
+def train_config(
+    task: TaskSpec | dict, finetune: FinetuneSpec | dict, num_classes: int
+) -> TrainConfig:
+    """The training run's settings: the task's type and classes, the finetune spec."""
+    task = parse_spec(TaskSpec, task, "task")
+    finetune = parse_spec(FinetuneSpec, finetune, "finetune")
+    return TrainConfig(task_type=task.type, num_classes=num_classes, **as_dict(finetune))
 
 
 def _xy(frame: pd.DataFrame, task_type: str):
@@ -51,14 +53,15 @@ def _xy(frame: pd.DataFrame, task_type: str):
 def train_expert(
     base_dir: Path,
     dataset_path: Path,
-    task: dict,
-    finetune_spec: dict,
-    seed: int,
-    split_seed: int,
+    task: TaskSpec,
+    finetune_spec: FinetuneSpec,
+    seeds: tuple[int, int],
     out_model: Path,
     out_metrics: Path,
 ) -> dict:
-    """Finetune the base on the task's training subset; save the best-by-val model and metrics."""
+    """Finetune the base on the task's training subset; save the best-by-val model and metrics.
+    ``seeds`` = (the expert's seed, the val/test split seed)."""
+    seed, split_seed = seeds
     table = read_dataset(dataset_path)
     splits = task_splits(table, task, seed, split_seed)
     cfg = train_config(task, finetune_spec, num_classes_of(table))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..specs import TaskSpec, parse_spec
 from .normalise import COLUMNS, require_columns
 
 SPLITS = ("train", "val", "test")
@@ -153,15 +154,17 @@ def _stratified_pick(
 
 
 def task_splits(
-    table: pd.DataFrame, task: dict, seed: int, split_seed: int
+    table: pd.DataFrame, task: TaskSpec | dict, seed: int, split_seed: int
 ) -> dict[str, pd.DataFrame]:
     """The task's train subset (changes with the seed) and fixed val/test subsets."""
-    stratify = task["type"] == "classification"
-    balance = stratify and bool(task.get("balance", False))
+    task = parse_spec(TaskSpec, task, "task")
+    stratify = task.classification
+    balance = stratify and task.balance
     seeds = {"train": seed, "val": split_seed, "test": split_seed}
+    sizes = {"train": task.train_size, "val": task.val_size, "test": task.test_size}
     return {
         split: sample_split(
-            table, split, task[f"{split}_size"], seeds[split], stratify=stratify, balance=balance
+            table, split, sizes[split], seeds[split], stratify=stratify, balance=balance
         )
         for split in ("train", "val", "test")
     }

@@ -8,14 +8,16 @@ loss the P-Min / P-Max baselines rank by.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..errors import UserError
-from ..models import output_matrix
+from ..models import load_tokenizer, output_matrix
 from ..progress import tqdm
+from ..specs import FinetuneSpec
 from .closed_form import _chunks, _label_ids, head_inputs
 from .models_io import ModelLike, _as_model, _as_tokenizer
 
@@ -118,3 +120,28 @@ def _lm_losses(model, tokenizer, texts, max_length):
         count.index_add_(0, inputs.example[part], torch.ones_like(ce))
     losses = torch.where(count > 0, total / count.clamp(min=1), torch.nan)
     return np.full(len(texts), -1), losses.double().cpu().numpy()
+
+
+def label_pool(
+    final_dir: Path,
+    pool: pd.DataFrame,
+    finetune: FinetuneSpec,
+    *,
+    task_type: str,
+    num_classes: int | None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """The pool with the final model's pseudolabel of every text and its loss on that label."""
+    labels = pseudolabel(
+        final_dir,
+        load_tokenizer(final_dir),
+        pool["text"].tolist(),
+        task_type=task_type,
+        num_classes=num_classes,
+        max_length=finetune.max_length,
+        truncate=finetune.truncate,
+        batch_size=batch_size,
+        loss=finetune.loss if task_type == "classification" else "lm",
+        progress=True,
+    )
+    return pd.concat([pool.reset_index(drop=True), labels], axis=1)

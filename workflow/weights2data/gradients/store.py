@@ -24,6 +24,7 @@ from ..errors import UserError
 from ..models import check_same_architecture, output_matrix, weights_fingerprint
 from ..progress import tqdm
 from ..projection import Projector
+from ..specs import GradientSpec
 from .closed_form import (
     _check_labels,
     _check_loss,
@@ -74,24 +75,21 @@ def build_gradient_store(
     texts: Sequence[str],
     labels: np.ndarray | Sequence[int] | None,
     out_dir: str | os.PathLike,
+    spec: GradientSpec,
     *,
     tokenizer=None,
-    loss: str = "label_masked",
     num_classes: int | None = None,
-    checkpoints: int = 1,
-    projection: str | None = None,
-    k: int = 1024,
     seed: int = 0,
     max_length: int = 32,
     truncate: str = "left",
-    batch_size: int = 32,
     progress: bool = True,
-    gradient_model: str = "base",
     rows: tuple[int, int] | None = None,
 ) -> dict:
     """Write ``out_dir/{grads.f32, target.f32, meta.json}`` atomically; return the meta dict.
 
-    ``gradient_model="final"`` takes the gradients under θf instead of θ0 (what the authors'
+    ``spec`` holds the settings (its ``loss`` resolved: None means label_masked; projection
+    ``auto`` is exact C×d for label_masked and the default sketch otherwise).
+    ``spec.model="final"`` takes the gradients under θf instead of θ0 (what the authors'
     last code did by accident; the paper and the default use the base). Δ is θ0 − θf either way.
 
     ``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c.
@@ -103,21 +101,23 @@ def build_gradient_store(
     ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
     the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
     """
-    texts = _checked_store_request(texts, loss, batch_size, checkpoints, gradient_model)
+    loss, checkpoints, batch_size = spec.loss or "label_masked", spec.checkpoints, spec.batch_size
+    projection = None if spec.projection == "auto" else spec.projection
+    texts = _checked_store_request(texts, loss, batch_size, checkpoints, spec.model)
     tokenizer = _as_tokenizer(tokenizer, base)
     base_m, final_m = _as_model(base), _as_model(final)
     check_same_architecture(base_m, final_m)
     label_ids = _label_ids(loss, tokenizer, num_classes)
     labels = _check_labels(labels, len(texts), loss, num_classes)
     projector, target = _projector_and_target(
-        base_m, final_m, tokenizer, loss, num_classes, projection, k, seed
+        base_m, final_m, tokenizer, loss, num_classes, projection, spec.k, seed
     )
     span = range(*_row_range(rows, len(texts), batch_size))
     job = _StoreJob(
         tokenizer, texts, labels, loss, label_ids, projector, max_length, truncate, batch_size, span
     )
-    meta = _store_meta(job, base, final, checkpoints, gradient_model, seed, num_classes, rows)
-    models = _gradient_models(base_m, final_m, gradient_model, checkpoints)
+    meta = _store_meta(job, base, final, checkpoints, spec.model, seed, num_classes, rows)
+    models = _gradient_models(base_m, final_m, spec.model, checkpoints)
     _write_store(out_dir, job, models, target, meta, checkpoints, progress)
     return meta
 

@@ -1,0 +1,108 @@
+"""Steps that evaluate a selection: retrain the base on it, and compare it with the true set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..specs import FinetuneSpec, RetrainSpec, TaskSpec
+from .args import arg, threads
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainArgs:
+    base: Path = arg(help="base model folder")
+    selection: Path = arg(help="the selection parquet")
+    dataset: Path = arg(help="the task's dataset parquet (val / test splits)")
+    task: TaskSpec = arg(help="the config's tasks.<name>")
+    finetune: FinetuneSpec = arg(help="the task's finetune settings")
+    retrain: RetrainSpec = arg(help="the config's retrain section")
+    keys: dict = arg({}, help="labels stored with the result")
+    seed: int = arg()
+    split_seed: int = arg(0)
+    threads: int = threads()
+    out: Path = arg()
+
+
+def retrain(args: RetrainArgs) -> str:
+    """A fresh base finetuned on the selection (its pseudolabels), best by val; test metrics."""
+    from ..evaluation import retrain as retrain_on
+
+    result = retrain_on(
+        args.base,
+        args.selection,
+        args.dataset,
+        (args.task, args.finetune, args.retrain),
+        (args.seed, args.split_seed),
+        args.out,
+        args.keys,
+    )
+    shown = {k: round(v, 4) for k, v in result.items() if k.startswith("test_")}
+    return f"retrain {args.keys.get('strategy', '')} seed {args.seed}: {shown}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedArgs:
+    texts: Path | None = arg(None, help="parquet with a text column")
+    dataset: Path | None = arg(None, help="task dataset (with --task/--seed)")
+    task: TaskSpec | None = arg(None)
+    seed: int = arg(0)
+    split_seed: int = arg(0)
+    threads: int = threads()
+    out: Path = arg()
+
+
+def embed(args: EmbedArgs) -> str:
+    """Sentence embeddings of a pool (``--texts``) or of a task's true training set."""
+    from ..evaluation import embed_to_file
+
+    if args.texts:
+        emb = embed_to_file(args.texts, args.out)
+    else:
+        spec = {"task": args.task, "seed": args.seed, "split_seed": args.split_seed}
+        emb = embed_to_file(args.dataset, args.out, dataset=spec)
+    return f"embeddings {emb.shape} -> {args.out}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparisonArgs:
+    """A selection and the files that say which texts were truly trained on."""
+
+    selection: Path = arg()
+    pool_embeddings: Path = arg()
+    truth_embeddings: Path = arg()
+    dataset: Path = arg(help="the task's dataset parquet")
+    task: TaskSpec = arg(help="the config's tasks.<name>")
+    seed: int = arg()
+    split_seed: int = arg(0)
+    ot: str = arg("emd", choices=("emd", "sinkhorn"))
+    max_tokens: int = arg(32)
+
+    def comparison(self):
+        from ..evaluation import Comparison
+
+        return Comparison(
+            self.selection,
+            self.pool_embeddings,
+            self.truth_embeddings,
+            self.dataset,
+            self.task,
+            self.seed,
+            self.split_seed,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimilarityArgs(ComparisonArgs):
+    keys: dict = arg({})
+    out: Path = arg()
+
+
+def similarity(args: SimilarityArgs) -> str:
+    """Vocab containment and OT distance of a selection to the true training set."""
+    from ..evaluation import similarity as compare
+
+    result = compare(
+        args.comparison(), args.out, args.keys, ot_method=args.ot, max_tokens=args.max_tokens
+    )
+    return f"vocab {result['vocab']:.1f} otd {result['otd']:.4f}"

@@ -1,0 +1,222 @@
+"""Steps of the SELECT engine: seed pools, pseudolabels, gradient stores, selections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..specs import FinetuneSpec, GradientSpec, TaskSpec
+from .args import arg, threads
+
+
+def _strategies() -> tuple[str, ...]:
+    from ..strategies import NAMES
+
+    return NAMES
+
+
+def task_classes(task: TaskSpec, dataset: Path) -> int | None:
+    """The class count of a classification task's dataset (None for SFT)."""
+    from ..data.files import read_dataset
+    from ..data.splits import num_classes_of
+
+    return num_classes_of(read_dataset(dataset)) if task.classification else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolArgs:
+    dataset: Path = arg(help="dataset table (parquet) whose train split is sampled")
+    size: int | None = arg(None, help="texts in the pool (default: the whole train split)")
+    seed: int = arg()
+    out: Path = arg()
+
+
+def pool(args: PoolArgs) -> str:
+    """The seed pool of one seed: ``size`` texts of the pool dataset's train split."""
+    from ..atomic import write_parquet
+    from ..data.files import read_dataset
+    from ..data.splits import sample_split
+
+    table = read_dataset(args.dataset)
+    subset = sample_split(table, "train", args.size, args.seed, name=args.dataset.stem)
+    frame = subset[["text", "group"]].reset_index(drop=True)
+    write_parquet(args.out, frame)
+    return f"pool: {len(frame)} texts -> {args.out}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutolabelArgs:
+    final: Path = arg(help="the final (expert) model folder")
+    pool: Path = arg(help="the pool parquet")
+    dataset: Path = arg(help="the task's dataset (for its classes)")
+    task: TaskSpec = arg(help="the config's tasks.<name>")
+    finetune: FinetuneSpec = arg(help="the task's finetune settings")
+    batch_size: int = arg(64)
+    threads: int = threads()
+    out: Path = arg()
+
+
+def autolabel(args: AutolabelArgs) -> str:
+    """Pseudolabel every pool text with the final model and record its loss on that label."""
+    from ..atomic import write_json, write_parquet
+    from ..gradients.pseudolabels import label_pool
+    from ..readers import read_table
+
+    classes = task_classes(args.task, args.dataset)
+    frame = label_pool(
+        args.final,
+        read_table(args.pool, "pool", ("text",)),
+        args.finetune,
+        task_type=args.task.type,
+        num_classes=classes,
+        batch_size=args.batch_size,
+    )
+    write_parquet(args.out, frame)
+    write_json(Path(str(args.out) + ".json"), {"num_classes": classes, "task_type": args.task.type})
+    return f"autolabel: {len(frame)} texts, mean final-model loss {frame['loss'].mean():.3f}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradientStoreArgs:
+    base: Path = arg(help="the base model folder")
+    final: Path = arg(help="the final (expert) model folder")
+    labels: Path = arg(help="the pseudolabelled pool (autolabel's output)")
+    dataset: Path = arg(help="the task's dataset (for its classes)")
+    task: TaskSpec = arg(help="the config's tasks.<name>")
+    finetune: FinetuneSpec = arg(help="the task's finetune settings")
+    spec: GradientSpec = arg(help="the config's gradients section")
+    seed: int = arg()
+    shard: int = arg(0, help="which shard to write (0-based)")
+    shards: int | None = arg(None, help="write one shard of this many (default: whole)")
+    threads: int = threads()
+    out: Path = arg()
+
+
+def gradient_store(args: GradientStoreArgs) -> str:
+    """Per-example last-layer gradients of the pool under the gradient model (+ Δ)."""
+    from ..gradients.pipeline import LABEL_COLUMNS, store_for_labels
+    from ..readers import read_table
+
+    labels = read_table(args.labels, "labels", LABEL_COLUMNS)
+    meta = store_for_labels(
+        args.base,
+        args.final,
+        labels,
+        args.out,
+        args.spec,
+        args.finetune,
+        task_type=args.task.type,
+        num_classes=task_classes(args.task, args.dataset),
+        seed=args.seed,
+        shard=None if args.shards is None else (args.shard, args.shards),
+    )
+    return f"gradient store: N={meta['N']} C={meta['C']} D={meta['D']} -> {args.out}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatherGradientsArgs:
+    shards: tuple[Path, ...] = arg(help="shard store folders, in order")
+    out: Path = arg()
+
+
+def gather_gradients(args: GatherGradientsArgs) -> str:
+    """Join shard stores into one store, byte for byte the unsharded one."""
+    from ..gradients.store import gather_gradient_stores
+
+    meta = gather_gradient_stores(list(args.shards), args.out)
+    return f"gathered {len(args.shards)} shards: N={meta['N']} -> {args.out}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectPoolArgs:
+    labels: Path = arg(help="the pseudolabelled pool (autolabel's output)")
+    store: Path | None = arg(None, help="the gradient store (strategies that need one)")
+    strategy: str = arg(choices=_strategies)
+    k: int = arg(flag="-k")
+    seed: int = arg(0)
+    batch_size: int = arg(100, help="SELECT (Batch) reset interval")
+    out: Path = arg()
+
+
+def select_pool(args: SelectPoolArgs) -> str:
+    """Run one strategy over a labelled pool (and its store); the picks, in pick order."""
+    from ..atomic import write_parquet
+    from ..gradients.pipeline import LABEL_COLUMNS
+    from ..readers import read_table
+
+    pmin_pmax = args.strategy in ("pmin", "pmax")
+    needed = (*LABEL_COLUMNS, "loss") if pmin_pmax else LABEL_COLUMNS
+    labels = read_table(args.labels, "labels", needed)
+    picked = choose(labels, args.store, args.strategy, args.k, args.seed, args.batch_size)
+    write_parquet(args.out, picked)
+    return f"{args.strategy}: {len(picked)} texts -> {args.out}"
+
+
+def choose(labels, store: Path | None, strategy: str, k: int, seed: int, batch_size: int | None):
+    """Run one strategy over a labelled pool (a frame); the rows picked, in pick order."""
+    import numpy as np
+
+    from ..errors import UserError
+    from ..gradients.store import load_gradient_store
+    from ..strategies import NEEDS_STORE, run_strategy, selectable
+
+    selectable(strategy)  # an unknown name stops here, before the store is read
+    grads = target = None
+    if strategy in NEEDS_STORE:
+        if store is None:
+            raise UserError(f"strategy {strategy!r} needs a gradient store.")
+        grads, target, meta = load_gradient_store(store)
+        if meta["N"] != len(labels):
+            raise UserError(
+                f"the gradient store holds {meta['N']} texts but the pool has {len(labels)}; "
+                "rebuild the store from this pool."
+            )
+    losses, pseudolabels = labels["loss"].to_numpy(), labels["pseudolabel"].to_numpy()
+    idx, scores = run_strategy(
+        strategy,
+        grads=grads,
+        target=target,
+        losses=losses,
+        pseudolabels=pseudolabels,
+        k=k,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    picked = labels.iloc[idx].reset_index(drop=True)
+    picked.insert(0, "index", idx.astype(np.int64))
+    picked["score"] = scores
+    picked["rank"] = np.arange(len(idx))
+    return picked
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectArgs:
+    base: Path = arg(help="base model folder (HF, safetensors)")
+    final: Path = arg(help="finetuned model folder, same architecture")
+    pool: str = arg(help="CSV / JSONL / parquet file or packaged name")
+    k: int = arg(flag="-k", help="how many texts to select")
+    strategy: str = arg("select", choices=_strategies)
+    task_type: str = arg("classification", choices=("classification", "sft"))
+    num_classes: int | None = arg(None, help="classes of the finetune (label letters ' A', …)")
+    loss: str = arg("label_masked", choices=("label_masked", "full_vocab"))
+    projection: str = arg("auto", choices=("auto", "none", "dense", "factored", "tensorsketch"))
+    sketch_dim: int = arg(1024)
+    checkpoints: int = arg(1)
+    max_length: int = arg(32)
+    truncate: str = arg("left", choices=("left", "right"))
+    text_column: str = arg("text")
+    seed: int = arg(0)
+    batch_size: int = arg(100, help="SELECT (Batch) reset interval")
+    threads: int = threads()
+    out: Path = arg(help="output parquet")
+
+
+def select(args: SelectArgs) -> str:
+    """Two checkpoints and a corpus in, K texts out (``weights2data.select`` on the CLI)."""
+    from ..api import select as select_texts
+
+    options = {f: getattr(args, f) for f in SelectArgs.__dataclass_fields__}
+    for name in ("base", "final", "pool", "k", "threads", "out"):
+        options.pop(name)
+    picked = select_texts(args.base, args.final, args.pool, args.k, out=args.out, **options)
+    return f"{args.strategy}: {len(picked)} texts -> {args.out}"
