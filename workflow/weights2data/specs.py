@@ -60,8 +60,8 @@ class FinetuneSpec:
 class TaskSpec:
     """``tasks.<name>``: an expert's task (its dataset, type and split sizes)."""
 
-    dataset: str
     type: str
+    dataset: str = ""  # its key in `datasets` (a step is given the dataset's file itself)
     train_size: int = 1000
     val_size: int = 200
     test_size: int = 500
