@@ -117,18 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Subcommands that live beside the modules they drive (selection, evaluation, ablations)."""
-    from . import cli_ablations, cli_diagnostics, cli_eval, cli_select
+    from . import cli_ablations, cli_diagnostics, cli_eval, cli_select, provenance
 
     return [
         cli_select.register,
         cli_eval.register,
         cli_ablations.register,
         cli_diagnostics.register,
+        provenance.register,
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    started = time.perf_counter()
+    started, since = time.perf_counter(), time.time()
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(max(1, args.threads))
     try:
         args.func(args)
+        from .provenance import write_sidecars  # here: outside every step's code fingerprint
+
+        write_sidecars(args, since)
         sys.stdout.flush()  # the step's own summary first, then what it cost
         print(usage_line(args.command, started), file=sys.stderr)
     except UserError as exc:
