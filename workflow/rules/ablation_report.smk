@@ -20,6 +20,12 @@ rule ablation_report:
             category="Ablations",
             subcategory="{ablation}",
         ),
+        prov=report(
+            "provenance/figures/ablations/{ablation}.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="{ablation}",
+        ),
     log:
         "logs/ablations/{ablation}.log",
     benchmark:

@@ -56,6 +56,12 @@ rule diagnostics:
             category="Tables",
             subcategory="Diagnostics",
         ),
+        prov=report(
+            "provenance/figures/diagnostics.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="Diagnostics",
+        ),
     log:
         "logs/diagnostics.log",
     benchmark:
@@ -80,6 +86,12 @@ rule diagnostics_table2:
             "figures/diagnostics_table2.csv",
             caption="../report/diagnostics.rst",
             category="Tables",
+            subcategory="Diagnostics",
+        ),
+        prov=report(
+            "provenance/figures/diagnostics_table2.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
             subcategory="Diagnostics",
         ),
     log:

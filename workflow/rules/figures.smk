@@ -9,6 +9,12 @@ rule experts_report:
             category="Tables",
             subcategory="Experts",
         ),
+        prov=report(
+            "provenance/figures/experts.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="Experts",
+        ),
     log:
         "logs/experts_report.log",
     benchmark:
@@ -48,6 +54,12 @@ rule table1:
             "figures/table1.png",
             caption="../report/table1.rst",
             category="Tables",
+            subcategory="Table 1 classification",
+        ),
+        prov=report(
+            "provenance/figures/table1.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
             subcategory="Table 1 classification",
         ),
     log:
@@ -93,6 +105,12 @@ rule table2:
             category="Tables",
             subcategory="Table 2 SFT",
         ),
+        prov=report(
+            "provenance/figures/table2.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="Table 2 SFT",
+        ),
     log:
         "logs/table2.log",
     benchmark:
@@ -120,6 +138,12 @@ rule table3:
             subcategory="Table 3 datasets",
         ),
         tex="figures/table3.tex",
+        prov=report(
+            "provenance/figures/table3.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="Table 3 datasets",
+        ),
     log:
         "logs/table3.log",
     benchmark:
@@ -151,6 +175,12 @@ rule class_balance:
             "figures/class_balance.png",
             caption="../report/class_balance.rst",
             category="Tables",
+            subcategory="Class balance",
+        ),
+        prov=report(
+            "provenance/figures/class_balance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
             subcategory="Class balance",
         ),
     log:
@@ -213,6 +243,12 @@ rule runtime:
             "figures/runtime.csv",
             caption="../report/runtime.rst",
             category="Runtime",
+        ),
+        prov=report(
+            "provenance/figures/runtime.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            subcategory="Runtime",
         ),
     log:
         "logs/runtime.log",

@@ -78,6 +78,7 @@ STEPS = (
         "diagnose",
         "can last-layer SELECT work on this pair? drift, head/body split, cos(S_true, Δ)",
     ),
+    Step("provenance", "provenance", "how an artifact was made (code, config, versions)"),
 )
 STEP_BY_NAME = {step.name: step for step in STEPS}
 
@@ -110,6 +111,9 @@ def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint: 
     required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
     flag = meta.get("flag") or "--" + field.name.replace("_", "-")
     options: dict[str, Any] = {"dest": field.name, "help": meta.get("help") or None}
+    if not flag.startswith("-"):  # a positional argument
+        parser.add_argument(field.name, help=options["help"])
+        return
     if dataclasses.is_dataclass(value_type) or value_type is dict:
         options["type"] = _json_object
     elif value_type is bool:
@@ -171,7 +175,7 @@ def step_args(step: Step, namespace: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    started = time.perf_counter()
+    started, since = time.perf_counter(), time.time()
     namespace = build_parser().parse_args(argv)
     step = STEP_BY_NAME[namespace.command]
     try:
@@ -183,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = step.function()(args)
         if summary:
             print(summary)
+        from .provenance import write_sidecars  # here: outside every step's code fingerprint
+
+        write_sidecars(step.name, args, since)
         sys.stdout.flush()  # the step's own summary first, then what it cost
         print(usage_line(step.name, started), file=sys.stderr)
     except UserError as exc:
