@@ -30,7 +30,7 @@ def step_fingerprint(command: str, package_dir: Path = PACKAGE_DIR) -> str:
 
 @cache
 def _fingerprint(command: str, package_dir: Path) -> str:
-    graph = _ImportGraph(package_dir)
+    graph = _graph(package_dir)
     module, nodes = graph.entry(command)
     imports = set().union(*(graph.node_imports(module, n) for n in nodes))
     seen = graph.closure(imports | graph.top_imports(module) | graph.top_imports(RUNNER))
@@ -40,19 +40,36 @@ def _fingerprint(command: str, package_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+@cache
+def _graph(package_dir: Path) -> _ImportGraph:
+    return _ImportGraph(package_dir)
+
+
 def _canonical(node: ast.AST) -> str:
     """The syntax tree without docstrings: what the code does, not how it is commented."""
-    for child in ast.walk(node):
-        body = getattr(child, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            child.body = body[1:] or [ast.Pass()]
+    _strip_docstrings(node)
     return ast.dump(node, annotate_fields=False)
+
+
+def _strip_docstrings(node: ast.AST) -> None:
+    """Drop the docstring of ``node`` and of every statement block under it (in place);
+    only statements are visited, which keeps a job's fingerprint cheap."""
+    for field in ("body", "orelse", "finalbody", "handlers"):
+        block = getattr(node, field, None)
+        if not isinstance(block, list):
+            continue
+        if (
+            field == "body"
+            and isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and block
+            and isinstance(block[0], ast.Expr)
+            and isinstance(block[0].value, ast.Constant)
+            and isinstance(block[0].value.value, str)
+        ):
+            block = node.body = block[1:] or [ast.Pass()]
+        for child in block:
+            if isinstance(child, ast.stmt | ast.excepthandler):
+                _strip_docstrings(child)
 
 
 def _used_definitions(defs: dict[str, ast.AST], start: str) -> list[ast.AST]:
@@ -83,6 +100,7 @@ class _ImportGraph:
             if "__pycache__" not in path.parts
         }
         self._trees: dict[str, ast.Module] = {}
+        self._canonical: dict[str, str] = {}
 
     def _name(self, path: Path) -> str:
         parts = list(path.relative_to(self.root).with_suffix("").parts)
@@ -94,7 +112,10 @@ class _ImportGraph:
         return self._trees[name]
 
     def canonical(self, name: str) -> str:
-        return _canonical(ast.parse(self.files[name].read_text()))
+        """The module's canonical form (stripping docstrings changes no import of its tree)."""
+        if name not in self._canonical:
+            self._canonical[name] = _canonical(self.tree(name))
+        return self._canonical[name]
 
     def entry(self, command: str) -> tuple[str, list[ast.AST]]:
         """The steps module whose function runs a subcommand (``<command>`` with ``-`` as
