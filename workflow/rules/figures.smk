@@ -200,11 +200,6 @@ rule class_balance:
         "--task-datasets {params.datasets} --out-stem {params.stem} > {log} 2>&1"
 
 
-rule experts:
-    input:
-        all_expert_metrics(),
-
-
 rule datasets:
     input:
         expand("data/datasets/{dataset}.parquet", dataset=config["datasets"]),

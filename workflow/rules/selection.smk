@@ -148,17 +148,3 @@ rule select:
         "weights2data select-pool --labels {input.labels} {params.store} "
         "--strategy {wildcards.strategy} -k {wildcards.k} --seed {wildcards.seed} "
         "--batch-size {params.batch} --out {output} > {log} 2>&1"
-
-
-rule gradient_stores:
-    input:
-        [
-            f"data/gradients/{BASE}/{task}/{POOL}/main/{seed}"
-            for task in TABLE1_TASKS
-            for seed in SEEDS
-        ]
-        + [
-            f"data/gradients/{base}/{TABLE2['task']}/{POOL}/main/{seed}"
-            for base in (TABLE2["bases"] if TABLE2 else [])
-            for seed in SEEDS
-        ],

@@ -15,20 +15,17 @@ pass that tokenizer explicitly to reproduce it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, read_json, write_json
 from .errors import UserError
 
 EMBED_DIM = 384
-_CACHE_VERSION = "w2d-embeddings-v1"
 
 
 # --------------------------------------------------------------------------- model files
@@ -238,72 +235,6 @@ def embed_texts(
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             out[rows] = pooled.float().numpy()
     return out
-
-
-def _model_fingerprint(folder: Path) -> str:
-    """Identity of the embedding model that survives moving the folder between machines."""
-    h = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json", "vocab.txt"):
-        path = folder / name
-        if path.exists():
-            h.update(name.encode() + b"\0" + path.read_bytes())
-    for path in sorted(folder.glob("*.safetensors")):
-        h.update(f"{path.name}:{path.stat().st_size}".encode())
-    return h.hexdigest()
-
-
-def texts_key(texts: Sequence[str], *, model_dir=None, max_length: int = 128) -> str:
-    """Hash of (texts in order, embedding model, max_length): the cache key of an embedding."""
-    h = hashlib.sha256(_CACHE_VERSION.encode())
-    h.update(_model_fingerprint(_resolve_model_dir(model_dir)).encode())
-    h.update(f"|max_length={max_length}|n={len(texts)}|".encode())
-    for text in texts:
-        data = text.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-def cached_embeddings(
-    texts: Iterable[str],
-    cache_path: str | os.PathLike,
-    *,
-    model_dir: str | os.PathLike | None = None,
-    batch_size: int = 64,
-    max_length: int = 128,
-) -> np.ndarray:
-    """:func:`embed_texts`, computed once per set of texts and kept at ``cache_path`` (.npy).
-
-    Embedding is the slow part of the OT metric and the true training set is compared against
-    every selection, so its embeddings are reused. The key (see :func:`texts_key`) sits in a
-    sidecar ``<cache_path>.json``; the sidecar is removed before the array is rewritten, so a
-    crash never pairs an old key with a new array.
-    """
-    items = _as_texts(texts, "texts")
-    path = Path(cache_path)
-    if path.suffix != ".npy":
-        raise UserError(f"cache_path {str(path)!r} must end in .npy; rename it.")
-    sidecar = path.with_name(path.name + ".json")
-    key = texts_key(items, model_dir=model_dir, max_length=max_length)
-    if path.exists() and sidecar.exists():
-        try:
-            meta = read_json(sidecar)
-            if meta.get("key") == key:
-                cached = np.load(path, allow_pickle=False)
-                if cached.ndim == 2 and len(cached) == len(items) and cached.dtype == np.float32:
-                    return cached
-        except (ValueError, OSError):
-            pass  # unreadable cache: recompute below
-    emb = embed_texts(items, model_dir=model_dir, batch_size=batch_size, max_length=max_length)
-    sidecar.unlink(missing_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, emb, allow_pickle=False)
-    write_json(
-        sidecar, {"key": key, "n": len(items), "dim": int(emb.shape[1]), "max_length": max_length}
-    )
-    return emb
-
-
-# --------------------------------------------------------------------------- optimal transport
 
 
 def _as_cloud(emb: Any, name: str) -> np.ndarray:

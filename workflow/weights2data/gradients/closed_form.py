@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..device import device_of
 from ..errors import UserError
 from ..formats import encode_classification, encode_lm, label_token_ids, lm_targets
 from ..models import check_same_architecture, final_hidden, output_matrix
@@ -69,10 +70,6 @@ def _check_labels(labels, n: int, loss: str, num_classes: int | None) -> np.ndar
     return labels.astype(np.int64)
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 # --------------------------------------------------------------------------- forward to the head
 
 
@@ -100,7 +97,7 @@ def head_inputs(
     truncate: str,
 ) -> HeadInputs:
     """One forward pass to the final hidden states; keep only the positions the loss trains."""
-    device = _device(model)
+    device = device_of(model)
     n = len(texts)
     if loss == "lm":
         batch = encode_lm(tokenizer, list(texts), max_length)
