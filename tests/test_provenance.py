@@ -81,8 +81,8 @@ def test_an_output_outside_the_working_directory_gets_no_record(tmp_path, monkey
 
 
 def test_a_stem_record_lists_its_files_and_answers_for_them(made, capsys):
-    roles = json.dumps({"x": {"source": "bbc_news", "role": "task"}})
-    args = ["datasets-table", "--datasets", "tmp/x.parquet", "--roles", roles]
+    roles = json.dumps({"x": {"source": "bbc_news", "role": "task", "path": "tmp/x.parquet"}})
+    args = ["datasets-table", "--roles", roles]
     assert main([*args, "--out-stem", "figures/table3"]) == 0
     record = json.loads(Path("provenance/figures/table3.json").read_text())
     assert record["step"] == "datasets-table" and "figures/table3.csv" in record["files"]

@@ -23,16 +23,14 @@ def leakage_spec():
                         "x": f,
                         "strategy": s,
                         "seed": seed,
-                        "retrain": run_path(
-                            "retrain", task, pool, grad, s, k, seed, "json"
-                        ),
+                        "retrain": run_path("retrain", task, pool, grad, s, k, seed),
                         "similarity": run_path(
-                            "similarity", task, pool, grad, s, k, seed, "json"
+                            "similarity", task, pool, grad, s, k, seed
                         ),
                         "selection": run_path(
-                            "selections", task, pool, grad, s, k, seed, "parquet"
+                            "selections", task, pool, grad, s, k, seed
                         ),
-                        "pool_file": f"data/pools/{pool}/{seed}.parquet",
+                        "pool_file": path_of("pool", pool=pool, seed=seed),
                     }
                 )
     return {"runs": runs, "note": f"Task {task}, K = {k}, other texts from {POOL}."}
@@ -47,9 +45,7 @@ def replacement_spec():
         {
             "strategy": s,
             "seed": seed,
-            "path": run_path(
-                "ablations/replacement", task, POOL, grad_of(s), s, k, seed, "json"
-            ),
+            "path": run_path("replacement", task, POOL, grad_of(s), s, k, seed),
         }
         for s in section["strategies"]
         for seed in ablation_seeds(section)
@@ -114,13 +110,18 @@ def optimizer_spec():
                 )
                 own = optimizer_finetune(etask, retrain) == finetune_of(etask)
                 for seed in ablation_seeds(section):
+                    kind = "retrain" if own else "retrain_optimizer"
                     path = run_path(
-                        "retrain", etask, POOL, grad_of(s), s, k, seed, "json", base
+                        kind,
+                        etask,
+                        POOL,
+                        grad_of(s),
+                        s,
+                        k,
+                        seed,
+                        base,
+                        optimizer=retrain,
                     )
-                    if not own:
-                        path = path.replace(
-                            "data/", f"data/ablations/optimizer/{retrain}/", 1
-                        )
                     runs.append(
                         {
                             "expert_optimizer": expert,

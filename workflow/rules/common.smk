@@ -6,6 +6,7 @@ from pathlib import Path
 from weights2data.ablation_steps import variant_name
 from weights2data.codeprint import step_fingerprint
 from weights2data.config import check_references, task_finetune
+from weights2data.paths import TEMPLATES as PATHS, path_of
 from weights2data.strategies import NEEDS_STORE
 
 check_references(config)
@@ -49,7 +50,7 @@ def as_json(obj):
 
 
 def dataset_path(name):
-    return f"data/datasets/{name}.parquet"
+    return path_of("dataset", dataset=name)
 
 
 def base_corpus(wildcards):
@@ -111,9 +112,10 @@ def grad_of(strategy, variant="main"):
     return variant if strategy in NEEDS_STORE else "none"
 
 
-def run_path(kind, task, pool, grad, strategy, k, seed, ext, base=BASE):
-    """One run's file, e.g. run_path("retrain", ...) -> data/retrain/{RUN_KEY}.json."""
-    return f"data/{kind}/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.{ext}"
+def run_path(kind, task, pool, grad, strategy, k, seed, base=BASE, **more):
+    """One run's file (weights2data.paths), e.g. run_path("retrain", …)."""
+    coords = dict(base=base, task=task, pool=pool, grad=grad, strategy=strategy, k=k)
+    return path_of(kind, seed=seed, **coords, **more)
 
 
 def task_spec(wildcards):
@@ -129,37 +131,37 @@ def task_dataset(wildcards):
     return dataset_path(TASKS[wildcards.task]["dataset"])
 
 
-def run_paths(kind, base, task, strategies, k, ext):
+def run_paths(kind, base, task, strategies, k):
     return [
-        f"data/{kind}/{base}/{task}/{POOL}/{grad_for(s)}/{s}/{k}/{seed}.{ext}"
+        run_path(kind, task, POOL, grad_for(s), s, k, seed, base)
         for s in strategies
         for seed in SEEDS
     ]
 
 
-def table1_inputs(kind, ext):
+def table1_inputs(kind):
     return [
         p
         for task in TABLE1_TASKS
-        for p in run_paths(kind, BASE, task, SEL["strategies"], SEL["k"], ext)
+        for p in run_paths(kind, BASE, task, SEL["strategies"], SEL["k"])
     ]
 
 
-def table2_inputs(kind, ext):
+def table2_inputs(kind):
     if not TABLE2:
         return []
     return [
         p
         for base in TABLE2["bases"]
         for p in run_paths(
-            kind, base, TABLE2["task"], TABLE2["strategies"], TABLE2["k"], ext
+            kind, base, TABLE2["task"], TABLE2["strategies"], TABLE2["k"]
         )
     ]
 
 
 def expert_metrics(bases, tasks):
     return expand(
-        "data/metrics/expert/{base}/{task}/{seed}.json",
+        PATHS["expert_metrics"],
         base=bases,
         task=tasks,
         seed=SEEDS,
@@ -176,9 +178,9 @@ def all_expert_metrics():
 def gradient_inputs(wildcards):
     """The models, pseudolabelled pool and task table a store (or one shard of it) reads."""
     return {
-        "base": f"data/models/base/{wildcards.base}",
-        "final": f"data/models/expert/{wildcards.base}/{wildcards.task}/{wildcards.seed}",
-        "labels": f"data/labels/{wildcards.base}/{wildcards.task}/{wildcards.pool}/{wildcards.seed}.parquet",
+        "base": path_of("base", **wildcards),
+        "final": path_of("expert", **wildcards),
+        "labels": path_of("labels", **wildcards),
         "dataset": task_dataset(wildcards),
     }
 
@@ -186,7 +188,7 @@ def gradient_inputs(wildcards):
 def selection_store(wildcards):
     if wildcards.grad == "none":
         return []
-    return f"data/gradients/{wildcards.base}/{wildcards.task}/{wildcards.pool}/{wildcards.grad}/{wildcards.seed}"
+    return path_of("gradients", **wildcards)
 
 
 def dataset_roles():
@@ -204,8 +206,37 @@ def dataset_roles():
         name: {
             "source": config["datasets"][name]["source"],
             "role": "; ".join(r) or "unused",
+            "path": dataset_path(name),
         }
         for name, r in roles.items()
+    }
+
+
+def expert_coordinates(bases, tasks):
+    """{metrics file: base, task, seed} of each expert, for the tables (in expand's order)."""
+    return {
+        path_of("expert_metrics", base=b, task=t, seed=s): {
+            "base": b,
+            "task": t,
+            "seed": s,
+        }
+        for b in bases
+        for t in tasks
+        for s in SEEDS
+    }
+
+
+def selection_coordinates():
+    """{selection file: task, strategy, seed} of Table 1's selections (class balance)."""
+    return {
+        run_path("selections", task, POOL, grad_for(s), s, SEL["k"], seed): {
+            "task": task,
+            "strategy": s,
+            "seed": seed,
+        }
+        for task in TABLE1_TASKS
+        for s in SEL["strategies"]
+        for seed in SEEDS
     }
 
 
@@ -228,7 +259,8 @@ def all_targets():
 # ---- regime diagnostics (workflow/rules/diagnostics.smk)
 def regime_file(base, task, grad, seed, ext):
     """One expert's regime diagnostics: .json (numbers) or .npy (S_true)."""
-    return f"data/diagnostics/regime/{base}/{task}/{grad}/{seed}.{ext}"
+    kind = "regime" if ext == "json" else "regime_sum"
+    return path_of(kind, base=base, task=task, grad=grad, seed=seed)
 
 
 def diagnostics_spec(bases, tasks, strategies, k, group):
@@ -247,11 +279,16 @@ def diagnostics_spec(bases, tasks, strategies, k, group):
                             "group": name,
                             "strategy": s,
                             "seed": seed,
-                            "selection": run_path(
-                                "selections", *keys, "parquet", base=base
+                            "selection": run_path("selections", *keys, base=base),
+                            "retrain": run_path("retrain", *keys, base=base),
+                            "store": path_of(
+                                "gradients",
+                                base=base,
+                                task=task,
+                                pool=POOL,
+                                grad="main",
+                                seed=seed,
                             ),
-                            "retrain": run_path("retrain", *keys, "json", base=base),
-                            "store": f"data/gradients/{base}/{task}/{POOL}/main/{seed}",
                             "regime": regime,
                             "truth_sum": regime_file(base, task, "main", seed, "npy"),
                         }

@@ -2,7 +2,7 @@ rule dataset:
     input:
         user_files,
     output:
-        "data/datasets/{dataset}.parquet",
+        PATHS["dataset"],
     log:
         "logs/dataset/{dataset}.log",
     benchmark:

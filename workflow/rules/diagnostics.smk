@@ -15,12 +15,12 @@ DIAG2 = (
 
 rule regime:
     input:
-        base="data/models/base/{base}",
-        final="data/models/expert/{base}/{task}/{seed}",
+        base=PATHS["base"],
+        final=PATHS["expert"],
         dataset=task_dataset,
     output:
-        json="data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
-        sum="data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
+        json=PATHS["regime"],
+        sum=PATHS["regime_sum"],
     log:
         "logs/regime/{base}/{task}/{grad}/{seed}.log",
     benchmark:

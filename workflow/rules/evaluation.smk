@@ -1,10 +1,10 @@
 rule retrain:
     input:
-        base="data/models/base/{base}",
-        selection=f"data/selections/{RUN_KEY}.parquet",
+        base=PATHS["base"],
+        selection=PATHS["selections"],
         dataset=task_dataset,
     output:
-        f"data/retrain/{RUN_KEY}.json",
+        PATHS["retrain"],
     log:
         f"logs/retrain/{RUN_KEY}.log",
     benchmark:
@@ -30,9 +30,9 @@ rule retrain:
 
 rule embed_pool:
     input:
-        "data/pools/{pool}/{seed}.parquet",
+        PATHS["pool"],
     output:
-        "data/embeddings/pools/{pool}/{seed}.npy",
+        PATHS["pool_embeddings"],
     log:
         "logs/embed_pool/{pool}/{seed}.log",
     benchmark:
@@ -50,7 +50,7 @@ rule embed_truth:
     input:
         task_dataset,
     output:
-        "data/embeddings/truth/{task}/{seed}.npy",
+        PATHS["truth_embeddings"],
     log:
         "logs/embed_truth/{task}/{seed}.log",
     benchmark:
@@ -69,12 +69,12 @@ rule embed_truth:
 
 rule similarity:
     input:
-        selection=f"data/selections/{RUN_KEY}.parquet",
-        pool="data/embeddings/pools/{pool}/{seed}.npy",
-        truth="data/embeddings/truth/{task}/{seed}.npy",
+        selection=PATHS["selections"],
+        pool=PATHS["pool_embeddings"],
+        truth=PATHS["truth_embeddings"],
         dataset=task_dataset,
     output:
-        f"data/similarity/{RUN_KEY}.json",
+        PATHS["similarity"],
     log:
         f"logs/similarity/{RUN_KEY}.log",
     benchmark:

@@ -23,15 +23,17 @@ rule experts_report:
         ENV
     params:
         code=code_of("experts-report"),
+        experts=as_json(expert_coordinates([BASE], expert_tasks())),
         stem=lambda w, output: output.md[: -len(".md")],
     shell:
-        "weights2data experts-report --metrics {input} --out-stem {params.stem} > {log} 2>&1"
+        "weights2data experts-report --experts {params.experts} --out-stem {params.stem} "
+        "> {log} 2>&1"
 
 
 rule table1:
     input:
-        retrain=table1_inputs("retrain", "json"),
-        similarity=table1_inputs("similarity", "json"),
+        retrain=table1_inputs("retrain"),
+        similarity=table1_inputs("similarity"),
         experts=expert_metrics([BASE], TABLE1_TASKS),
     output:
         md="figures/table1.md",
@@ -70,17 +72,18 @@ rule table1:
         ENV
     params:
         code=code_of("table"),
+        experts=as_json(expert_coordinates([BASE], TABLE1_TASKS)),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
         "weights2data table --kind classification --retrain {input.retrain} "
-        "--similarity {input.similarity} --experts {input.experts} "
+        "--similarity {input.similarity} --experts {params.experts} "
         "--out-stem {params.stem} > {log} 2>&1"
 
 
 rule table2:
     input:
-        retrain=table2_inputs("retrain", "json"),
-        similarity=table2_inputs("similarity", "json"),
+        retrain=table2_inputs("retrain"),
+        similarity=table2_inputs("similarity"),
         experts=expert_metrics(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else [],
     output:
         md="figures/table2.md",
@@ -119,16 +122,19 @@ rule table2:
         ENV
     params:
         code=code_of("table"),
+        experts=as_json(
+            expert_coordinates(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else {}
+        ),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
         "weights2data table --kind sft --retrain {input.retrain} "
-        "--similarity {input.similarity} --experts {input.experts} "
+        "--similarity {input.similarity} --experts {params.experts} "
         "--out-stem {params.stem} > {log} 2>&1"
 
 
 rule table3:
     input:
-        expand("data/datasets/{dataset}.parquet", dataset=config["datasets"]),
+        expand(PATHS["dataset"], dataset=config["datasets"]),
     output:
         md="figures/table3.md",
         csv=report(
@@ -155,13 +161,13 @@ rule table3:
         roles=as_json(dataset_roles()),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:
-        "weights2data datasets-table --datasets {input} --roles {params.roles} "
+        "weights2data datasets-table --roles {params.roles} "
         "--out-stem {params.stem} > {log} 2>&1"
 
 
 rule class_balance:
     input:
-        selections=table1_inputs("selections", "parquet"),
+        selections=table1_inputs("selections"),
         datasets=[dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS],
     output:
         csv=report(
@@ -191,23 +197,24 @@ rule class_balance:
         ENV
     params:
         code=code_of("class-balance"),
+        selections=as_json(selection_coordinates()),
         stem=lambda w, output: output[0][: -len(".csv")],
         datasets=as_json(
             {t: dataset_path(config["tasks"][t]["dataset"]) for t in TABLE1_TASKS}
         ),
     shell:
-        "weights2data class-balance --selections {input.selections} "
+        "weights2data class-balance --selections {params.selections} "
         "--task-datasets {params.datasets} --out-stem {params.stem} > {log} 2>&1"
 
 
 rule datasets:
     input:
-        expand("data/datasets/{dataset}.parquet", dataset=config["datasets"]),
+        expand(PATHS["dataset"], dataset=config["datasets"]),
 
 
 rule bases:
     input:
-        expand("data/models/base/{base}", base=config["bases"]),
+        expand(PATHS["base"], base=config["bases"]),
 
 
 rule headline_metrics:

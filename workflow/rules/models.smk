@@ -2,7 +2,7 @@ rule pretrain_base:
     input:
         corpus=base_corpus,
     output:
-        directory("data/models/base/{base}"),
+        directory(PATHS["base"]),
     log:
         "logs/pretrain_base/{base}.log",
     benchmark:
@@ -24,11 +24,11 @@ rule pretrain_base:
 
 rule finetune_expert:
     input:
-        base="data/models/base/{base}",
+        base=PATHS["base"],
         dataset=lambda w: dataset_path(TASKS[w.task]["dataset"]),
     output:
-        model=directory("data/models/expert/{base}/{task}/{seed}"),
-        metrics="data/metrics/expert/{base}/{task}/{seed}.json",
+        model=directory(PATHS["expert"]),
+        metrics=PATHS["expert_metrics"],
     log:
         "logs/finetune_expert/{base}/{task}/{seed}.log",
     benchmark:

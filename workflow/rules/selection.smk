@@ -2,7 +2,7 @@ rule pool_subset:
     input:
         lambda w: dataset_path(w.pool),
     output:
-        "data/pools/{pool}/{seed}.parquet",
+        PATHS["pool"],
     log:
         "logs/pool_subset/{pool}/{seed}.log",
     benchmark:
@@ -19,11 +19,11 @@ rule pool_subset:
 
 rule autolabel:
     input:
-        final="data/models/expert/{base}/{task}/{seed}",
-        pool="data/pools/{pool}/{seed}.parquet",
+        final=PATHS["expert"],
+        pool=PATHS["pool"],
         dataset=task_dataset,
     output:
-        "data/labels/{base}/{task}/{pool}/{seed}.parquet",
+        PATHS["labels"],
     log:
         "logs/autolabel/{base}/{task}/{pool}/{seed}.log",
     benchmark:
@@ -55,7 +55,7 @@ if SHARDS == 1:
         input:
             unpack(gradient_inputs),
         output:
-            directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
+            directory(PATHS["gradients"]),
         log:
             "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
         benchmark:
@@ -114,7 +114,7 @@ else:
                 shard=range(SHARDS),
             ),
         output:
-            directory("data/gradients/{base}/{task}/{pool}/{grad}/{seed}"),
+            directory(PATHS["gradients"]),
         log:
             "logs/gradient_store/{base}/{task}/{pool}/{grad}/{seed}.log",
         benchmark:
@@ -130,10 +130,10 @@ else:
 
 rule select:
     input:
-        labels="data/labels/{base}/{task}/{pool}/{seed}.parquet",
+        labels=PATHS["labels"],
         store=selection_store,
     output:
-        "data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet",
+        PATHS["selections"],
     log:
         "logs/select/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.log",
     benchmark:

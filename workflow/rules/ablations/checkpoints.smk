@@ -14,9 +14,7 @@ def checkpoints_spec():
         for count in section["counts"]:
             grad = grad_variant(checkpoints=count)
             for s in section["strategies"]:
-                path = run_path(
-                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
-                )
+                path = run_path("retrain", task, POOL, grad_of(s, grad), s, k, seed)
                 runs.append(
                     {
                         "x": count,
@@ -27,7 +25,7 @@ def checkpoints_spec():
                     }
                 )
         for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed)
             runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
     return {
         "runs": runs,

@@ -40,7 +40,7 @@ rule leak_embeddings:
         pool="data/pools/leak_{task}_{frac}/{seed}.parquet",
         regular_pool=f"data/pools/{POOL}/{{seed}}.parquet",
         regular=f"data/embeddings/pools/{POOL}/{{seed}}.npy",
-        truth="data/embeddings/truth/{task}/{seed}.npy",
+        truth=PATHS["truth_embeddings"],
     output:
         "data/embeddings/pools/leak_{task}_{frac}/{seed}.npy",
     log:

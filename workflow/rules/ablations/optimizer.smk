@@ -10,11 +10,11 @@ OPTIMIZER = optimizer_spec()
 
 rule retrain_optimizer:
     input:
-        base="data/models/base/{base}",
-        selection=f"data/selections/{RUN_KEY}.parquet",
+        base=PATHS["base"],
+        selection=PATHS["selections"],
         dataset=task_dataset,
     output:
-        f"data/ablations/optimizer/{{optimizer}}/retrain/{RUN_KEY}.json",
+        PATHS["retrain_optimizer"],
     log:
         f"logs/retrain_optimizer/{{optimizer}}/{RUN_KEY}.log",
     benchmark:

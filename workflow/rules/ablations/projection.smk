@@ -17,9 +17,7 @@ def projection_spec():
     for seed in ablation_seeds(section):
         for dim, label, grad in variants:
             for s in section["strategies"]:
-                path = run_path(
-                    "retrain", task, POOL, grad_of(s, grad), s, k, seed, "json"
-                )
+                path = run_path("retrain", task, POOL, grad_of(s, grad), s, k, seed)
                 runs.append(
                     {
                         "x": dim,
@@ -31,7 +29,7 @@ def projection_spec():
                     }
                 )
         for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json")
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed)
             runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
     return {
         "runs": runs,

@@ -7,12 +7,12 @@ REPLACEMENT = replacement_spec()
 
 rule replacement:
     input:
-        selection=f"data/selections/{RUN_KEY}.parquet",
-        pool="data/embeddings/pools/{pool}/{seed}.npy",
-        truth="data/embeddings/truth/{task}/{seed}.npy",
+        selection=PATHS["selections"],
+        pool=PATHS["pool_embeddings"],
+        truth=PATHS["truth_embeddings"],
         dataset=task_dataset,
     output:
-        f"data/ablations/replacement/{RUN_KEY}.json",
+        PATHS["replacement"],
     log:
         f"logs/replacement/{RUN_KEY}.log",
     benchmark:

@@ -12,7 +12,7 @@ def scaling_spec():
             "x": k,
             "strategy": s,
             "seed": seed,
-            "retrain": run_path("retrain", task, POOL, grad_of(s), s, k, seed, "json"),
+            "retrain": run_path("retrain", task, POOL, grad_of(s), s, k, seed),
         }
         for k in section["ks"]
         for s in section["strategies"]

@@ -21,7 +21,7 @@ def seed_pools_spec():
             "pool": pool,
             "strategy": s,
             "seed": seed,
-            "retrain": run_path("retrain", task, pool, grad_of(s), s, k, seed, "json"),
+            "retrain": run_path("retrain", task, pool, grad_of(s), s, k, seed),
         }
         for task in tasks
         for pool in pools

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from ..data.build import dataset_summary
@@ -27,15 +25,12 @@ def _runs(retrain_paths: list[str], similarity_paths: list[str]) -> pd.DataFrame
     return frame
 
 
-def _experts(paths: list[str]) -> pd.DataFrame:
-    """Expert metrics; base and task come from ``.../{base}/{task}/{seed}.json``."""
+def _experts(experts: dict[str, dict]) -> pd.DataFrame:
+    """Expert metrics; ``experts`` maps each metrics file to its base and task."""
     rows = []
-    for path in paths:
+    for path, at in experts.items():
         m = read_record(path, "expert metrics", ("seed", "test_loss"))
-        p = Path(path)
-        # TODO(paths): base and task are parsed back from the path by position; take them from
-        # the run-path template module (or from the record) instead.
-        rows.append(dict(m, base=p.parent.parent.name, task=p.parent.name, strategy="expert"))
+        rows.append(dict(m, base=at["base"], task=at["task"], strategy="expert"))
     return pd.DataFrame(rows)
 
 
@@ -43,13 +38,13 @@ def write_results_table(
     kind: str,
     retrain_paths: list[str],
     similarity_paths: list[str],
-    expert_paths: list[str],
+    experts: dict[str, dict],
     out_stem: str,
 ) -> pd.DataFrame:
-    """Table 1 (kind classification) or Table 2 (kind sft) with the Expert reference row."""
-    frame = pd.concat(
-        [_runs(retrain_paths, similarity_paths), _experts(expert_paths)], ignore_index=True
-    )
+    """Table 1 (kind classification) or Table 2 (kind sft) with the Expert reference row;
+    ``experts`` maps each expert's metrics file to its coordinates (base, task)."""
+    runs = _runs(retrain_paths, similarity_paths)
+    frame = pd.concat([runs, _experts(experts)], ignore_index=True)
     if kind == "classification":
         records = frame.rename(
             columns={"test_acc": "acc", "test_loss": "loss", "test_balanced_acc": "bacc"}
@@ -71,18 +66,17 @@ def write_results_table(
     return records
 
 
-def write_datasets_table(paths: list[str], roles: dict[str, dict], out_stem: str) -> pd.DataFrame:
+def write_datasets_table(roles: dict[str, dict], out_stem: str) -> pd.DataFrame:
     """Table 3 from the dataset tables this config built: role, source, classes, sizes.
 
-    ``roles`` maps each config dataset name to ``{"source": registry name, "role": text}``.
+    ``roles`` maps each config dataset name to ``{"source": registry name, "role": text,
+    "path": its table}``.
     """
     rows = []
-    for path in paths:
-        # TODO(paths): the config dataset name is read back from the file name.
-        name = Path(path).stem
-        source = roles[name]["source"]
-        row = dataset_summary([source], {source: read_dataset(path)})
-        row["name"], row["role"] = f"{name} ({source})", roles[name]["role"]
+    for name, at in roles.items():
+        source = at["source"]
+        row = dataset_summary([source], {source: read_dataset(at["path"])})
+        row["name"], row["role"] = f"{name} ({source})", at["role"]
         rows.append(row)
     summary = pd.concat(rows, ignore_index=True)
     table3(summary, out_stem)
@@ -90,18 +84,15 @@ def write_datasets_table(paths: list[str], roles: dict[str, dict], out_stem: str
 
 
 def write_class_balance(
-    selection_paths: list[str], task_datasets: dict[str, str], out_stem: str
+    selections: dict[str, dict], task_datasets: dict[str, str], out_stem: str
 ) -> pd.DataFrame:
-    """Pseudolabel distribution of every strategy's selections, one panel per task."""
+    """Pseudolabel distribution of every strategy's selections, one panel per task;
+    ``selections`` maps each selection file to its coordinates (task, strategy, seed)."""
     parts = []
-    for path in selection_paths:
-        # TODO(paths): task, strategy and seed are parsed back from the path by position
-        # (data/selections/{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}.parquet); take
-        # them from the run-path template module instead.
-        pieces = Path(path).parts
+    for path, at in selections.items():
         frame = read_table(path, "selection", ("pseudolabel",))
-        frame["task"], frame["strategy"] = pieces[-6], pieces[-3]
-        frame["seed"] = int(Path(path).stem)
+        frame["task"], frame["strategy"] = at["task"], at["strategy"]
+        frame["seed"] = int(at["seed"])
         parts.append(frame)
     selections = pd.concat(parts, ignore_index=True)
     names = {}

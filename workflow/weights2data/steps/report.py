@@ -10,7 +10,7 @@ from .args import arg
 
 @dataclass(frozen=True, kw_only=True)
 class ExpertsReportArgs:
-    metrics: tuple[Path, ...] = arg(help="the experts' metrics JSONs (…/<task>/<seed>.json)")
+    experts: dict = arg(help='the experts\' metrics files: {"path": {"task": …, "seed": …}}')
     out_stem: Path = arg()
 
 
@@ -22,11 +22,11 @@ def experts_report(args: ExpertsReportArgs) -> None:
     from ..report.tables import experts_table
 
     rows = []
-    for path in args.metrics:
+    for path, at in args.experts.items():
         m = read_record(path, "expert metrics", ("seed", "test_loss"))
         rows.append(
             {
-                "task": path.parent.name,
+                "task": at["task"],
                 "seed": m["seed"],
                 "acc": m.get("test_acc"),
                 "loss": m["test_loss"],
@@ -41,7 +41,7 @@ class TableArgs:
     kind: str = arg(choices=("classification", "sft"))
     retrain: tuple[Path, ...] = arg(help="the retraining JSONs")
     similarity: tuple[Path, ...] = arg(help="the similarity JSONs")
-    experts: tuple[Path, ...] = arg(help="the experts' metrics JSONs")
+    experts: dict = arg(help='the experts\' metrics files: {"path": {"base": …, "task": …}}')
     out_stem: Path = arg()
 
 
@@ -53,15 +53,14 @@ def table(args: TableArgs) -> None:
         args.kind,
         [str(p) for p in args.retrain],
         [str(p) for p in args.similarity],
-        [str(p) for p in args.experts],
+        args.experts,
         str(args.out_stem),
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetsTableArgs:
-    datasets: tuple[Path, ...] = arg(help="the dataset tables")
-    roles: dict = arg(help='{"name": {"source": …, "role": …}}')
+    roles: dict = arg(help='{"name": {"source": …, "role": …, "path": its table}}')
     out_stem: Path = arg()
 
 
@@ -69,12 +68,12 @@ def datasets_table(args: DatasetsTableArgs) -> None:
     """Table 3: each dataset, its role in this config, its sizes and source."""
     from ..report.results import write_datasets_table
 
-    write_datasets_table([str(p) for p in args.datasets], args.roles, str(args.out_stem))
+    write_datasets_table(args.roles, str(args.out_stem))
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClassBalanceArgs:
-    selections: tuple[Path, ...] = arg(help="the selections' parquet files")
+    selections: dict = arg(help='{"path": {"task": …, "strategy": …, "seed": …}}')
     task_datasets: dict = arg(help='{"task": "dataset path"}')
     out_stem: Path = arg()
 
@@ -83,7 +82,7 @@ def class_balance(args: ClassBalanceArgs) -> None:
     """The label distribution of each strategy's picks."""
     from ..report.results import write_class_balance
 
-    write_class_balance([str(p) for p in args.selections], args.task_datasets, str(args.out_stem))
+    write_class_balance(args.selections, args.task_datasets, str(args.out_stem))
 
 
 @dataclass(frozen=True, kw_only=True)

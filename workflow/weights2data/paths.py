@@ -1,0 +1,39 @@
+"""Where each artifact lives: one path template per kind, filled from its coordinates.
+
+The rules build every path here (the templates double as Snakemake patterns), and pass the
+coordinates to the steps that report on the files; no step reads a coordinate back out of a
+path. Standard library only, like ``codeprint``: the Snakefile imports it.
+"""
+
+from __future__ import annotations
+
+# the coordinates of one run: base model, expert task, seed pool, store variant, strategy, K
+RUN = "{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}"
+
+TEMPLATES = {
+    "dataset": "data/datasets/{dataset}.parquet",
+    "base": "data/models/base/{base}",
+    "expert": "data/models/expert/{base}/{task}/{seed}",
+    "expert_metrics": "data/metrics/expert/{base}/{task}/{seed}.json",
+    "pool": "data/pools/{pool}/{seed}.parquet",
+    "labels": "data/labels/{base}/{task}/{pool}/{seed}.parquet",
+    "gradients": "data/gradients/{base}/{task}/{pool}/{grad}/{seed}",
+    "selections": f"data/selections/{RUN}.parquet",
+    "retrain": f"data/retrain/{RUN}.json",
+    "similarity": f"data/similarity/{RUN}.json",
+    "replacement": f"data/ablations/replacement/{RUN}.json",
+    "retrain_optimizer": f"data/ablations/optimizer/{{optimizer}}/retrain/{RUN}.json",
+    "pool_embeddings": "data/embeddings/pools/{pool}/{seed}.npy",
+    "truth_embeddings": "data/embeddings/truth/{task}/{seed}.npy",
+    "regime": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
+    "regime_sum": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
+}
+
+
+def path_of(kind: str, **coordinates: object) -> str:
+    """The file of one artifact, e.g. ``path_of("retrain", base=…, task=…, …, seed=0)``."""
+    try:
+        template = TEMPLATES[kind]
+    except KeyError:
+        raise KeyError(f"no path template {kind!r}; known: {', '.join(TEMPLATES)}") from None
+    return template.format(**coordinates)
