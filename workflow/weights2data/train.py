@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,29 +19,19 @@ from .errors import UserError
 from .formats import encode_classification, encode_lm, label_token_ids, lm_targets
 from .models import final_hidden, output_matrix
 from .progress import tqdm
+from .specs import FinetuneSpec
 
 CLASSIFICATION_LOSSES = ("label_masked", "full_vocab")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one finetuning run (mirrors the config's `finetune` section)."""
+@dataclass(frozen=True)
+class TrainConfig(FinetuneSpec):
+    """One finetuning run: the config's `finetune` settings (``FinetuneSpec``) and the task."""
 
     task_type: str = "classification"  # classification | sft
     num_classes: int = 0
-    loss: str = "label_masked"
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    batch_size: int = 32
-    epochs: int = 3
-    patience: int | None = None
-    max_length: int = 32
-    truncate: str = "left"
     eval_batch_size: int = 128
-    history: list = field(default_factory=list)
 
     def validate(self) -> None:
         if self.task_type not in ("classification", "sft"):
