@@ -87,7 +87,7 @@ def test_editing_a_local_dataset_file_reruns_it_and_what_depends_on_it(tmp_path)
 
 def _planned(project: Path, env: dict, target: str) -> dict[str, int]:
     """Rule -> jobs that a dry run plans for ``target`` (empty: nothing to be done)."""
-    out = run([str(BIN / "snakemake"), "-n", "--quiet", "rules", target], project, env=env)
+    out = run([str(BIN / "snakemake"), "-n", target, "--quiet", "rules"], project, env=env)
     rows = re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M)
     return {rule: int(n) for rule, n in rows if rule != "total"}
 
