@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q; status=$$?; $(BIN)/python -m weights2data.warm stop; exit $$status
 
 lint: $(STAMP)
-	$(BIN)/ruff check workflow tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from weights2data.config import SCHEMA
+
 min_version("9.0")
 
 
@@ -14,7 +16,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# the package's own schema (package data), the one `weights2data` steps validate with
+validate(config, str(SCHEMA))
 
 
 report: "workflow/report/workflow.rst"

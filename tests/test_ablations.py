@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from weights2data import ablation_steps as ab
+from weights2data.config import SCHEMA
 from weights2data.errors import UserError
 from weights2data.report import ablations as reports
 from weights2data.report.cells import format_cell
@@ -400,7 +401,7 @@ def test_worked_example_ablation_is_five_files_and_in_the_dry_run_dag(tmp_path):
     rule_file = (ROOT / path).read_text()
     assert f'register_ablation(\n    "{name}"' in rule_file
     assert rule_file in section  # the block is the file itself, not a copy that can drift
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA.read_text())
     assert name in schema["properties"]["ablations"]["properties"]
     for config in ("config.yaml", "config/smoke.yaml"):
         assert name in yaml.safe_load((ROOT / config).read_text())["ablations"], config

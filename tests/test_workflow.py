@@ -103,8 +103,8 @@ def test_code_changes_rerun_exactly_the_steps_that_run_that_code(tmp_path):
     """Each rule's params carry its step's code fingerprint: a comment reruns nothing, a
     report function only reports, a gradient-store function the stores and what follows."""
     project = copy_project(tmp_path / "p", smoke_config(ablations=False))
-    package = project / "workflow" / "weights2data"
-    env = {"PYTHONPATH": str(project / "workflow")}  # the copy's code runs and is fingerprinted
+    package = project / "src" / "weights2data"
+    env = {"PYTHONPATH": str(project / "src")}  # the copy's code runs and is fingerprinted
     target = "figures/table1.md"
     run([str(BIN / "snakemake"), "--cores", "2", target], project, env=env)
     assert _planned(project, env, target) == {}

@@ -10,7 +10,7 @@ import yaml
 
 from .errors import UserError
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data
 
 
 def validate_config(config: dict) -> dict:

@@ -1,6 +1,6 @@
 """Typed config slices: what a rule passes a step as JSON, parsed once into a frozen dataclass.
 
-Each class mirrors one section of ``workflow/schemas/config.schema.yaml`` (the schema fills the
+Each class mirrors one section of the config schema (``schemas/config.schema.yaml``, which fills the
 defaults for the pipeline; the same defaults here serve a step run by hand). Library functions
 take these objects instead of loose dictionaries, so an option is added in two places: the
 schema and its spec.
