@@ -1,4 +1,4 @@
-"""Pipeline steps that make models: the base θ0 and the expert (final) models θf."""
+"""The expert (final) models θf: the base finetuned on a task's training subset."""
 
 from __future__ import annotations
 
@@ -10,30 +10,9 @@ import pandas as pd
 from .atomic import write_json
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
-from .errors import UserError
 from .models import load_model, load_tokenizer, save_model
-from .pretrain import PretrainConfig, import_hf_folder, import_hub, import_smollm2, pretrain_gpt2
 from .specs import FinetuneSpec, TaskSpec, as_dict, parse_spec
 from .train import TrainConfig, evaluate, finetune
-
-
-def make_base(spec: dict, corpus_paths: list[str], out: Path) -> dict:
-    """Build the base named by ``spec`` (kind pretrain | hf_folder | hub | smollm2)."""
-    kind = spec["kind"]
-    if kind == "pretrain":
-        tables = [read_dataset(p) for p in corpus_paths]
-        train = [t for tab in tables for t in tab.loc[tab.split == "train", "text"]]
-        val = [t for tab in tables for t in tab.loc[tab.split != "train", "text"]]
-        fields = PretrainConfig.__dataclass_fields__
-        cfg = PretrainConfig(**{k: v for k, v in spec.items() if k in fields})
-        return pretrain_gpt2(train, val, cfg, spec.get("seed", 0), out)
-    if kind == "hf_folder":
-        return import_hf_folder(spec["path"], out)
-    if kind == "hub":
-        return import_hub(spec["model_id"], out)
-    if kind == "smollm2":
-        return import_smollm2(out)
-    raise UserError(f"unknown base kind {kind!r}; use pretrain, hf_folder, hub or smollm2.")
 
 
 def train_config(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .data.files import read_dataset
 from .device import autocast, compute_device, device_of
 from .errors import UserError
 from .formats import LABEL_LETTERS, label_token_ids
@@ -201,3 +202,22 @@ def import_smollm2(out: Path) -> dict:
     model.load_state_dict(loaded.state_dict())
     save_model(model, tokenizer, out, extra={"kind": "smollm2", "source": gguf})
     return {"kind": "smollm2", "source": gguf}
+
+
+def make_base(spec: dict, corpus_paths: list[str], out: Path) -> dict:
+    """Build the base named by ``spec`` (kind pretrain | hf_folder | hub | smollm2)."""
+    kind = spec["kind"]
+    if kind == "pretrain":
+        tables = [read_dataset(p) for p in corpus_paths]
+        train = [t for tab in tables for t in tab.loc[tab.split == "train", "text"]]
+        val = [t for tab in tables for t in tab.loc[tab.split != "train", "text"]]
+        fields = PretrainConfig.__dataclass_fields__
+        cfg = PretrainConfig(**{k: v for k, v in spec.items() if k in fields})
+        return pretrain_gpt2(train, val, cfg, spec.get("seed", 0), out)
+    if kind == "hf_folder":
+        return import_hf_folder(spec["path"], out)
+    if kind == "hub":
+        return import_hub(spec["model_id"], out)
+    if kind == "smollm2":
+        return import_smollm2(out)
+    raise UserError(f"unknown base kind {kind!r}; use pretrain, hf_folder, hub or smollm2.")

@@ -41,7 +41,7 @@ class PretrainArgs:
 
 def pretrain(args: PretrainArgs) -> str | None:
     """The base model: pretrained here on the corpus, or imported (kind in the spec)."""
-    from ..experts import make_base
+    from ..pretrain import make_base
 
     report = make_base(args.spec, [str(p) for p in args.corpus], args.out)
     if "val_perplexity" in report:
