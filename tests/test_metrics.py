@@ -13,7 +13,6 @@ import pytest
 from weights2data.errors import UserError
 from weights2data.metrics import (
     EMBED_DIM,
-    cached_embeddings,
     embed_texts,
     metric_tokenizer,
     ot_distance,
@@ -167,25 +166,6 @@ def test_embeddings_unit_norm_deterministic_and_sane():
     # and results come back in input order.
     single = embed_texts(SENTENCES[::-1], batch_size=1)[::-1]
     np.testing.assert_allclose(single, emb, atol=1e-5)
-
-
-def test_embedding_cache_is_reused_and_keyed_by_texts(tmp_path):
-    path = tmp_path / "emb.npy"
-    first = cached_embeddings(SENTENCES[:2], path)
-    stamp = path.stat().st_mtime_ns
-    again = cached_embeddings(SENTENCES[:2], path)
-    assert np.array_equal(first, again)
-    assert path.stat().st_mtime_ns == stamp  # not rewritten
-    # Proof that the second call reads the file instead of recomputing: a planted array
-    # under the same key comes back as is.
-    with open(path, "wb") as fh:
-        np.save(fh, np.zeros_like(first))
-    assert not cached_embeddings(SENTENCES[:2], path).any()
-    # Other texts (or another order) are another key: recomputed and rewritten.
-    other = cached_embeddings(SENTENCES[1::-1], path)
-    np.testing.assert_allclose(other, first[::-1], atol=1e-5)
-    with pytest.raises(UserError, match=r"\.npy"):
-        cached_embeddings(SENTENCES, tmp_path / "emb.bin")
 
 
 def test_embed_rejects_bad_input():
