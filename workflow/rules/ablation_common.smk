@@ -63,6 +63,31 @@ def regime_of(task, grad, strategy, seed):
     return {"regime": regime_file(BASE, task, grad, seed, "json")}
 
 
+def variant_sweep(section, task, k, variants):
+    """The runs of a sweep over gradient-store variants: per seed, each (x, labels, store
+    variant) of ``variants`` and each of the section's strategies (with its regime
+    diagnostics), and the section's reference strategies at x = None."""
+    runs = []
+    for seed in ablation_seeds(section):
+        for x, labels, grad in variants:
+            for s in section["strategies"]:
+                path = run_path("retrain", task, POOL, grad_of(s, grad), s, k, seed)
+                runs.append(
+                    {
+                        "x": x,
+                        **labels,
+                        "strategy": s,
+                        "seed": seed,
+                        "retrain": path,
+                        **regime_of(task, grad, s, seed),
+                    }
+                )
+        for s in section["reference"]:
+            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed)
+            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+    return runs
+
+
 def sweep_inputs(spec):
     """The files a sweep report reads: every run's retraining and regime diagnostics."""
     runs = spec["runs"]

@@ -4,29 +4,14 @@
 
 
 def checkpoints_spec():
-    """Each (seed, C, strategy) retraining, and the reference strategies' runs at x = None."""
+    """Each (seed, C, strategy) retraining and the reference strategies' (x = None), with the
+    axis and metrics the report draws."""
     section = ablation("checkpoints")
     if not section:
         return {"runs": []}
     task, k = ablation_task(), ablation_k(section)
-    runs = []
-    for seed in ablation_seeds(section):
-        for count in section["counts"]:
-            grad = grad_variant(checkpoints=count)
-            for s in section["strategies"]:
-                path = run_path("retrain", task, POOL, grad_of(s, grad), s, k, seed)
-                runs.append(
-                    {
-                        "x": count,
-                        "strategy": s,
-                        "seed": seed,
-                        "retrain": path,
-                        **regime_of(task, grad, s, seed),
-                    }
-                )
-        for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed)
-            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+    variants = [(c, {}, grad_variant(checkpoints=c)) for c in section["counts"]]
+    runs = variant_sweep(section, task, k, variants)
     return {
         "runs": runs,
         "x_name": "C",

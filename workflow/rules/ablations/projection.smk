@@ -8,29 +8,13 @@ def projection_spec():
         return {"runs": []}
     task, k = ablation_task(), ablation_k(section)
     sketch = {"loss": section["loss"], "projection": section["projection"]}
-    variants = [(dim, "", grad_variant(**sketch, k=dim)) for dim in section["dims"]]
+    variants = [
+        (dim, {"label": ""}, grad_variant(**sketch, k=dim)) for dim in section["dims"]
+    ]
     if section["exact"]:
-        variants.append(
-            (None, "exact", grad_variant(loss=section["loss"], projection="none"))
-        )
-    runs = []
-    for seed in ablation_seeds(section):
-        for dim, label, grad in variants:
-            for s in section["strategies"]:
-                path = run_path("retrain", task, POOL, grad_of(s, grad), s, k, seed)
-                runs.append(
-                    {
-                        "x": dim,
-                        "label": label,
-                        "strategy": s,
-                        "seed": seed,
-                        "retrain": path,
-                        **regime_of(task, grad, s, seed),
-                    }
-                )
-        for s in section["reference"]:
-            path = run_path("retrain", task, POOL, grad_of(s), s, k, seed)
-            runs.append({"x": None, "strategy": s, "seed": seed, "retrain": path})
+        exact = grad_variant(loss=section["loss"], projection="none")
+        variants.append((None, {"label": "exact"}, exact))
+    runs = variant_sweep(section, task, k, variants)
     return {
         "runs": runs,
         "x_name": "k",
