@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Copy a finished run's tables and figures into this checkout's figures/ with their provenance.
+"""Copy a finished run's tables and figures into this checkout's results/ with their provenance.
 
     python scripts/record_results.py RUN_FOLDER --wall "58 min 10 s" [--command "make pipeline"]
 
 RUN_FOLDER is the project folder the run happened in (a fresh clone, say). Its figures/ (md,
-csv, png, json; the PDFs stay out of git) replace ours, figures/PROVENANCE.md records the
-commit, date, CPU and wall time, and the README's generated blocks are refilled.
+csv, png, json; the PDFs stay out of git) replace our results/ (the record of the last full
+run; figures/ is where a run writes, so a fresh clone's `make pipeline` runs), and
+results/PROVENANCE.md records the commit, date, CPU and wall time; the README's generated
+blocks are refilled.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def main() -> int:
     source = args.run / "figures"
     if not (source / "table1.md").is_file():
         raise SystemExit(f"{source} has no table1.md: is {args.run} a finished run?")
-    target = ROOT / "figures"
+    target = ROOT / "results"
     if target.exists():
         shutil.rmtree(target)
     for path in sorted(source.rglob("*")):
@@ -60,7 +62,7 @@ def main() -> int:
         "- per-rule job times: runtime.md\n"
     )
     subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_tables.py")], check=True)
-    print(f"figures/ now holds the run of {commit[:10]} ({args.wall})")
+    print(f"results/ now holds the run of {commit[:10]} ({args.wall})")
     return 0
 
 
