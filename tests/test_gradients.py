@@ -27,13 +27,8 @@ from weights2data.gradients.closed_form import (
 )
 from weights2data.gradients.models_io import interpolated_models
 from weights2data.gradients.pseudolabels import pseudolabel
-from weights2data.gradients.store import (
-    STORE_FILES,
-    build_gradient_store,
-    gather_gradient_stores,
-    load_gradient_store,
-    shard_bounds,
-)
+from weights2data.gradients.shards import gather_gradient_stores, shard_bounds
+from weights2data.gradients.store import STORE_FILES, build_gradient_store, load_gradient_store
 from weights2data.models import final_hidden, output_matrix
 from weights2data.projection import make_projector
 from weights2data.specs import GradientSpec

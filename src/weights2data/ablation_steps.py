@@ -35,6 +35,7 @@ _VARIANT_TOKENS = {
     "k": lambda v: f"k{v}",
     "checkpoints": lambda v: f"C{v}",
     "batch_size": lambda v: f"bs{v}",
+    "layers": lambda v: "layers-" + "+".join([v] if isinstance(v, str) else v),
 }
 
 

@@ -29,12 +29,25 @@ def _require_hf_folder(path: str | Path) -> Path:
 
 
 def load_model(
-    path: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+    path: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+    *,
+    base: str | Path | None = None,
 ):
     """Load a causal LM from a local folder of safetensors weights, in eval mode, onto
-    ``device`` (default: ``compute_device()``, i.e. CUDA when present)."""
+    ``device`` (default: ``compute_device()``, i.e. CUDA when present).
+
+    A PEFT adapter folder is loaded merged over its base (``base``, else the adapter's own
+    ``base_model_name_or_path``): see ``weights2data.adapters``.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from .adapters import adapter_base, is_adapter_folder, load_adapter_model
+
+    if is_adapter_folder(path):
+        base_model = load_model(adapter_base(path, base), dtype, device)
+        return load_adapter_model(path, base_model)
     folder = _require_hf_folder(path)
     try:
         config = fast_gelu(AutoConfig.from_pretrained(folder, trust_remote_code=False))
@@ -63,10 +76,15 @@ def fast_gelu(config):
     return config
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path, *, base: str | Path | None = None):
+    """The tokenizer of a model folder; an adapter folder saved without one uses its base's."""
     from transformers import AutoTokenizer
 
+    from .adapters import adapter_base, is_adapter_folder
+
     folder = Path(path)
+    if is_adapter_folder(folder) and not (folder / "tokenizer_config.json").is_file():
+        folder = adapter_base(folder, base)
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError) as exc:

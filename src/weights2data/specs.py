@@ -83,6 +83,8 @@ class GradientSpec:
     k: int = 1024  # sketch dimension
     checkpoints: int = 1  # interpolated checkpoints C between base and final
     batch_size: int = 64
+    # head (the closed form), module names, blocks.N (every linear layer of block N), or a list
+    layers: str | list[str] = "head"
 
 
 @dataclass(frozen=True)

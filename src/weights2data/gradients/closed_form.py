@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..formats import encode_classification, encode_lm, label_token_ids, lm_targets
 from ..models import check_same_architecture, final_hidden, output_matrix
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
+from .layers import adapted_hint
 from .models_io import ModelLike, _as_model, _as_tokenizer
 
 GRADIENT_LOSSES = ("label_masked", "full_vocab", "lm")
@@ -82,6 +83,61 @@ class HeadInputs:
     weights: torch.Tensor  # (P,) loss weight of the position within its example
     example: torch.Tensor  # (P,) which example each position belongs to
     n_examples: int
+    # the whole batch, for a backward pass into the body (layers beyond the head)
+    full: torch.Tensor | None = None  # (B, T, d) final hidden states of every position
+    time: torch.Tensor | None = None  # (P,) the position's index within its text
+    mask: torch.Tensor | None = None  # (B, T) the attention mask: real tokens
+
+
+def forward_positions(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    labels: np.ndarray | None,
+    *,
+    loss: str,
+    label_ids: list[int] | None,
+    max_length: int,
+    truncate: str,
+) -> HeadInputs:
+    """One forward pass to the final hidden states; keep only the positions the loss trains.
+
+    Runs under the caller's grad mode: ``head_inputs`` turns it off, the layer gradients
+    (``hooks``) keep it on to run the backward pass from the final states.
+    """
+    device = device_of(model)
+    n = len(texts)
+    if loss == "lm":
+        batch = encode_lm(tokenizer, list(texts), max_length)
+        ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+        full = final_hidden(model, ids, mask)
+        hidden = full[:, :-1]
+        targets, valid = lm_targets(batch)
+        valid = valid.to(device)
+        counts = valid.sum(dim=1).clamp(min=1).to(hidden.dtype)
+        example = torch.arange(n, device=device)[:, None].expand_as(valid)[valid]
+        time = torch.arange(valid.shape[1], device=device)[None, :].expand_as(valid)[valid]
+        return HeadInputs(
+            hidden[valid],
+            targets.to(device)[valid],
+            1.0 / counts[example],
+            example,
+            n,
+            full,
+            time,
+            mask,
+        )
+    batch = encode_classification(tokenizer, list(texts), max_length, truncate)
+    ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+    rows = torch.arange(n, device=device)
+    full = final_hidden(model, ids, mask)
+    time = batch.label_pos.to(device)
+    hidden = full[rows, time]
+    targets = torch.as_tensor(labels, device=device)
+    if loss == "full_vocab":
+        targets = torch.as_tensor(label_ids, device=device)[targets]
+    weights = torch.ones(n, dtype=hidden.dtype, device=device)
+    return HeadInputs(hidden, targets, weights, rows, n, full, time, mask)
 
 
 @torch.no_grad()
@@ -96,28 +152,17 @@ def head_inputs(
     max_length: int,
     truncate: str,
 ) -> HeadInputs:
-    """One forward pass to the final hidden states; keep only the positions the loss trains."""
-    device = device_of(model)
-    n = len(texts)
-    if loss == "lm":
-        batch = encode_lm(tokenizer, list(texts), max_length)
-        ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
-        hidden = final_hidden(model, ids, mask)[:, :-1]
-        targets, valid = lm_targets(batch)
-        valid = valid.to(device)
-        counts = valid.sum(dim=1).clamp(min=1).to(hidden.dtype)
-        example = torch.arange(n, device=device)[:, None].expand_as(valid)[valid]
-        return HeadInputs(
-            hidden[valid], targets.to(device)[valid], 1.0 / counts[example], example, n
-        )
-    batch = encode_classification(tokenizer, list(texts), max_length, truncate)
-    ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
-    rows = torch.arange(n, device=device)
-    hidden = final_hidden(model, ids, mask)[rows, batch.label_pos.to(device)]
-    targets = torch.as_tensor(labels, device=device)
-    if loss == "full_vocab":
-        targets = torch.as_tensor(label_ids, device=device)[targets]
-    return HeadInputs(hidden, targets, torch.ones(n, dtype=hidden.dtype, device=device), rows, n)
+    """``forward_positions`` without autograd: all the closed form and the pseudolabels need."""
+    return forward_positions(
+        model,
+        tokenizer,
+        texts,
+        labels,
+        loss=loss,
+        label_ids=label_ids,
+        max_length=max_length,
+        truncate=truncate,
+    )
 
 
 def _output_rows(model, loss: str, label_ids: list[int] | None) -> torch.Tensor:
@@ -126,20 +171,33 @@ def _output_rows(model, loss: str, label_ids: list[int] | None) -> torch.Tensor:
     return W[torch.as_tensor(label_ids, device=W.device)] if loss == "label_masked" else W
 
 
+def head_delta(base, final, loss: str, label_ids: list[int] | None) -> torch.Tensor:
+    """θ0 − θf of the output rows the loss uses (the C label rows, or all V)."""
+    return _output_rows(base, loss, label_ids) - _output_rows(final, loss, label_ids)
+
+
 def _chunks(n_positions: int, n_rows: int) -> Iterator[slice]:
     step = max(1, CHUNK_ELEMENTS // max(n_rows, 1))
     for start in range(0, n_positions, step):
         yield slice(start, min(start + step, n_positions))
 
 
-def sketch_gradients(inputs: HeadInputs, rows: torch.Tensor, projector: Projector) -> torch.Tensor:
-    """Per-example Σ_t w_t (softmax(rows h_t) − e_{y_t}) h_tᵀ, through the projector: (n × k)."""
-    out = inputs.hidden.new_zeros((inputs.n_examples, projector.k))
+def residuals(inputs: HeadInputs, rows: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(part, u)`` over chunks of positions: u_t = w_t (softmax(rows h_t) − e_{y_t}), the loss
+    gradient at the logits (so u hᵀ is the head's gradient and u rows the final state's)."""
     for part in _chunks(len(inputs.targets), rows.shape[0]):
-        h = inputs.hidden[part]
+        h = inputs.hidden[part].detach()
         u = torch.softmax(h @ rows.T, dim=1)
         u[torch.arange(len(h), device=u.device), inputs.targets[part]] -= 1.0
         u *= inputs.weights[part, None]
+        yield part, u
+
+
+def sketch_gradients(inputs: HeadInputs, rows: torch.Tensor, projector: Projector) -> torch.Tensor:
+    """Per-example Σ_t w_t (softmax(rows h_t) − e_{y_t}) h_tᵀ, through the projector: (n × k)."""
+    out = inputs.hidden.new_zeros((inputs.n_examples, projector.k))
+    for part, u in residuals(inputs, rows):
+        h = inputs.hidden[part].detach()
         out += projector.project_outer_sum(u, h, inputs.example[part], inputs.n_examples)
     return out
 
@@ -231,7 +289,7 @@ def target_direction(
     label_ids = None
     if loss == "label_masked":
         label_ids = _label_ids(loss, _as_tokenizer(tokenizer, base), num_classes)
-    delta = _output_rows(base_m, loss, label_ids) - _output_rows(final_m, loss, label_ids)
+    delta = head_delta(base_m, final_m, loss, label_ids)
     if not torch.isfinite(delta).all():
         raise UserError(
             "Δ = base − final of the output layer has NaN or inf entries; "
@@ -243,6 +301,7 @@ def target_direction(
             + (" on the label rows" if loss == "label_masked" else "")
             + ", so there is no direction to select toward. Give a final model that was "
             "finetuned from this base (with these label letters)."
+            + adapted_hint(final_m)
         )
     if projector is None:
         projector = make_projector("none", delta.shape[0], delta.shape[1], 0, 0)

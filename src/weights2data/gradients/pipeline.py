@@ -16,7 +16,8 @@ import pandas as pd
 from ..errors import UserError
 from ..models import load_tokenizer
 from ..specs import FinetuneSpec, GradientSpec
-from .store import build_gradient_store, shard_bounds
+from .shards import shard_bounds
+from .store import build_gradient_store
 
 # what a labels table (the autolabel step's output) must hold; P-Min / P-Max also read its loss
 LABEL_COLUMNS = ("text", "pseudolabel")
@@ -42,8 +43,8 @@ def store_for_labels(
 ) -> dict:
     """Per-example gradients of the labelled pool under the spec's model, and Δ; the meta.
 
-    ``shard = (i, S)`` writes shard i of S (``store.shard_bounds``); gather them with
-    ``store.gather_gradient_stores``.
+    ``shard = (i, S)`` writes shard i of S (``shards.shard_bounds``); gather them with
+    ``shards.gather_gradient_stores``.
     """
     rows = None
     if shard is not None:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import UserError
-from ..models import check_same_architecture, output_matrix, weights_fingerprint
+from ..models import check_same_architecture, weights_fingerprint
 from ..progress import tqdm
 from ..projection import Projector
 from ..specs import GradientSpec
@@ -30,12 +29,12 @@ from .closed_form import (
     _check_loss,
     _label_ids,
     _output_rows,
-    gradient_projector,
     head_inputs,
     sketch_gradients,
     target_direction,
 )
-from .models_io import ModelLike, _as_model, _as_tokenizer, interpolated_models
+from .hooks import Batch, GradientSpace, gradient_space, sketch_layers, space_target
+from .models_io import ModelLike, _as_final, _as_model, _as_tokenizer, interpolated_models
 
 STORE_FILES = ("grads.f32", "target.f32", "meta.json")
 STORE_VERSION = 1
@@ -62,7 +61,7 @@ class _StoreJob:
     labels: np.ndarray | None
     loss: str
     label_ids: list[int] | None
-    projector: Projector
+    space: GradientSpace  # the layers and their projectors
     max_length: int
     truncate: str
     batch_size: int
@@ -105,16 +104,33 @@ def build_gradient_store(
     projection = None if spec.projection == "auto" else spec.projection
     texts = _checked_store_request(texts, loss, batch_size, checkpoints, spec.model)
     tokenizer = _as_tokenizer(tokenizer, base)
-    base_m, final_m = _as_model(base), _as_model(final)
+    base_m, final_m = _as_model(base), _as_final(final, base)
     check_same_architecture(base_m, final_m)
     label_ids = _label_ids(loss, tokenizer, num_classes)
     labels = _check_labels(labels, len(texts), loss, num_classes)
-    projector, target = _projector_and_target(
-        base_m, final_m, tokenizer, loss, num_classes, projection, spec.k, seed
+    space = gradient_space(
+        base_m,
+        spec.layers,
+        loss,
+        num_classes=num_classes,
+        projection=projection,
+        k=spec.k,
+        seed=seed,
     )
+    if space.choice.head_only:  # today's closed form, byte for byte
+        target = target_direction(
+            base_m,
+            final_m,
+            loss=loss,
+            tokenizer=tokenizer,
+            num_classes=num_classes,
+            projector=space.head,
+        )
+    else:
+        target = space_target(base_m, final_m, space, loss, label_ids)
     span = range(*_row_range(rows, len(texts), batch_size))
     job = _StoreJob(
-        tokenizer, texts, labels, loss, label_ids, projector, max_length, truncate, batch_size, span
+        tokenizer, texts, labels, loss, label_ids, space, max_length, truncate, batch_size, span
     )
     meta = _store_meta(job, base, final, checkpoints, spec.model, seed, num_classes, rows)
     models = _gradient_models(base_m, final_m, spec.model, checkpoints)
@@ -144,32 +160,6 @@ def _checked_store_request(
     return texts
 
 
-def _projector_and_target(
-    base_m: torch.nn.Module,
-    final_m: torch.nn.Module,
-    tokenizer,
-    loss: str,
-    num_classes: int | None,
-    projection: str | None,
-    k: int,
-    seed: int,
-) -> tuple[Projector, np.ndarray]:
-    """The store's projector, and Δ sketched with it."""
-    V, d = output_matrix(base_m).shape
-    projector = gradient_projector(
-        loss, V, d, num_classes=num_classes, projection=projection, k=k, seed=seed
-    )
-    target = target_direction(
-        base_m,
-        final_m,
-        loss=loss,
-        tokenizer=tokenizer,
-        num_classes=num_classes,
-        projector=projector,
-    )
-    return projector, target
-
-
 def _store_meta(
     job: _StoreJob,
     base: ModelLike,
@@ -181,14 +171,15 @@ def _store_meta(
     rows: tuple[int, int] | None,
 ) -> dict:
     """The store's meta.json: the models' identities, every setting, the layout."""
-    D = job.projector.k
+    D = job.space.k
+    first = job.space.parts()[0]
     meta = {
         "version": STORE_VERSION,
         "base_fingerprint": _fingerprint(base),
         "final_fingerprint": _fingerprint(final),
         "loss": job.loss,
         "reduction": "mean over the text's tokens" if job.loss == "lm" else "one label position",
-        "projection": job.projector.describe(),
+        "projection": first.describe(),
         "k": D,
         "D": D,
         "C": int(checkpoints),
@@ -202,6 +193,9 @@ def _store_meta(
         "dtype": "float32",
         "layout": "grads.f32: N×C×D row-major; target.f32: C×D (the same Δ = θ0 − θf per row)",
     }
+    if not job.space.choice.head_only:  # a head-only store's meta is as it always was
+        meta["layers"] = job.space.describe()
+        meta["cost"] = _layer_cost(job.space)
     if rows is not None:
         meta[SHARD_KEY] = {
             "start": job.span.start,
@@ -209,6 +203,17 @@ def _store_meta(
             "pool_size": len(job.texts),
         }
     return meta
+
+
+def _layer_cost(space: GradientSpace) -> dict:
+    """What one text's gradient costs over these layers (measured times: the step's log)."""
+    return {
+        "passes": "one forward and one backward per batch (back to the earliest chosen layer); "
+        "no per-example backward",
+        "backward_from": "the final hidden states" if space.choice.modules else "none (head only)",
+        "gradient_numbers_per_text": int(sum(p.V * p.d for p in space.parts())),
+        "sketch_numbers_per_text": space.k,
+    }
 
 
 def _gradient_models(
@@ -234,7 +239,7 @@ def _write_store(
     n_batches = math.ceil(N / job.batch_size)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        grads = _new_grads_file(tmp / "grads.f32", (N, checkpoints, job.projector.k))
+        grads = _new_grads_file(tmp / "grads.f32", (N, checkpoints, job.space.k))
         bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="gradient store")
         for c, model in models:
             _fill_checkpoint(grads, c, model, job, bar)
@@ -250,24 +255,40 @@ def _fill_checkpoint(
     grads: np.ndarray, c: int, model: torch.nn.Module, job: _StoreJob, bar
 ) -> None:
     """Checkpoint c's sketched gradient of every text in the job's rows, batch by batch."""
-    rows = _output_rows(model, job.loss, job.label_ids)
     first, last = job.span.start, job.span.stop
     for start in range(first, last, job.batch_size):
         stop = min(start + job.batch_size, last)
-        inputs = head_inputs(
-            model,
-            job.tokenizer,
+        batch = Batch(
             job.texts[start:stop],
             None if job.labels is None else job.labels[start:stop],
-            loss=job.loss,
-            label_ids=job.label_ids,
-            max_length=job.max_length,
-            truncate=job.truncate,
+            job.loss,
+            job.label_ids,
+            job.max_length,
+            job.truncate,
         )
-        with torch.no_grad():
-            block = sketch_gradients(inputs, rows, job.projector)
+        if job.space.choice.head_only:
+            block = _head_block(model, job.tokenizer, batch, job.space.head)
+        else:
+            block = sketch_layers(model, job.tokenizer, batch, job.space)
         grads[start - first : stop - first, c] = block.float().cpu().numpy()
         bar.update(1)
+
+
+def _head_block(model, tokenizer, batch: Batch, projector: Projector) -> torch.Tensor:
+    """One batch's closed-form head gradients (the head-only store)."""
+    inputs = head_inputs(
+        model,
+        tokenizer,
+        batch.texts,
+        batch.labels,
+        loss=batch.loss,
+        label_ids=batch.label_ids,
+        max_length=batch.max_length,
+        truncate=batch.truncate,
+    )
+    rows = _output_rows(model, batch.loss, batch.label_ids)
+    with torch.no_grad():
+        return sketch_gradients(inputs, rows, projector)
 
 
 def _row_range(rows: tuple[int, int] | None, n: int, batch_size: int) -> tuple[int, int]:
@@ -323,72 +344,3 @@ def load_gradient_store(out_dir: str | os.PathLike) -> tuple[np.memmap, np.ndarr
         grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=(N, C, D))
     target = np.fromfile(folder / "target.f32", dtype=np.float32).reshape(C, D)
     return grads, target, meta
-
-
-# --------------------------------------------------------------------------- sharded stores
-
-
-def shard_bounds(n: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
-    """Row ranges of ``shards`` near-equal shards of an n-text pool, cut at batch boundaries.
-
-    Cutting where the unsharded store's batches end makes every shard run the very same forward
-    batches, so the gathered store is byte-identical to the unsharded one. Trailing shards may
-    be empty when the pool has fewer batches than shards.
-    """
-    if shards < 1:
-        raise UserError(f"shards must be a positive integer, got {shards!r}.")
-    if batch_size < 1:
-        raise UserError("batch_size must be at least 1.")
-    n_batches = math.ceil(n / batch_size)
-    cuts = [min(n, (i * n_batches // shards) * batch_size) for i in range(shards + 1)]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
-
-
-def gather_gradient_stores(
-    shard_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
-) -> dict:
-    """Join shard stores (in order) into one store, streaming; atomically written.
-
-    Each shard's meta names its row range; the ranges must tile 0 … N without gaps, and every
-    shard must hold the same Δ and settings. The result is exactly the unsharded store.
-    """
-    if not shard_dirs:
-        raise UserError("no shard stores to gather.")
-    opened = [load_gradient_store(folder) for folder in shard_dirs]
-    metas = [meta for _, _, meta in opened]
-    first = metas[0]
-    if SHARD_KEY not in first:
-        raise UserError(f"{str(shard_dirs[0])!r} is not a shard store (its meta has no 'shard').")
-    total = first[SHARD_KEY]["pool_size"]
-    expected_start = 0
-    settings = {key: value for key, value in first.items() if key not in (SHARD_KEY, "N")}
-    for folder, (_, target, meta) in zip(shard_dirs, opened, strict=True):
-        info = meta.get(SHARD_KEY)
-        if info is None or info["pool_size"] != total or info["start"] != expected_start:
-            raise UserError(
-                f"shard {str(folder)!r} does not continue the previous shards at row "
-                f"{expected_start} of {total}; rebuild the shards of this store together."
-            )
-        if {k: v for k, v in meta.items() if k not in (SHARD_KEY, "N")} != settings or not (
-            np.array_equal(target, opened[0][1])
-        ):
-            raise UserError(
-                f"shard {str(folder)!r} was built with other settings or models than "
-                f"{str(shard_dirs[0])!r}; rebuild the shards of this store together."
-            )
-        expected_start = info["stop"]
-    if expected_start != total:
-        raise UserError(
-            f"the shards cover rows 0 … {expected_start} of a {total}-text pool; "
-            "some shards are missing."
-        )
-    meta = dict(settings, N=total)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        with open(tmp / "grads.f32", "wb") as sink:
-            for folder in shard_dirs:
-                with open(Path(folder) / "grads.f32", "rb") as source:
-                    shutil.copyfileobj(source, sink, 1 << 24)
-        shutil.copyfile(Path(shard_dirs[0]) / "target.f32", tmp / "target.f32")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta

@@ -121,7 +121,7 @@ class GatherGradientsArgs:
 
 def gather_gradients(args: GatherGradientsArgs) -> str:
     """Join shard stores into one store, byte for byte the unsharded one."""
-    from ..gradients.store import gather_gradient_stores
+    from ..gradients.shards import gather_gradient_stores
 
     meta = gather_gradient_stores(list(args.shards), args.out)
     return f"gathered {len(args.shards)} shards: N={meta['N']} -> {args.out}"

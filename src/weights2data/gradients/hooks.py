@@ -1,0 +1,191 @@
+"""Per-example gradients of any linear layers, from one forward and one backward pass per batch.
+
+A linear layer's per-example weight gradient is Σ_t δ_t x_tᵀ: x_t its input at position t and
+δ_t the loss gradient at its output. Forward hooks keep every chosen layer's x; one backward
+pass from the final hidden states (seeded with the closed-form gradient u_t·W of each trained
+position) gives every δ at once, since a text's loss depends on its own positions only. The
+factors are sketched per layer with the outer-product projectors (``projection``) and
+concatenated after the head's closed form, so no per-example backward and no out × in matrix
+per example are ever formed. Δ of the same layers is sketched with the same maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..models import output_matrix
+from ..projection import DEFAULT_PROJECTION, Projector, make_projector
+from .closed_form import forward_positions, gradient_projector, head_delta, residuals
+from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
+
+
+class _Capture:
+    """Hooks that keep each chosen layer's input and, in the backward pass, the gradient at its
+    output. The parameters are frozen meanwhile: autograd then computes no weight gradient and
+    runs back only as far as the earliest chosen layer."""
+
+    def __init__(self, model: torch.nn.Module, names: Sequence[str]) -> None:
+        self.model, self.names = model, tuple(names)
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+
+    def __enter__(self) -> _Capture:
+        self._frozen = [(p, p.requires_grad) for p in self.model.parameters()]
+        for param, _ in self._frozen:
+            param.requires_grad_(False)
+        self._handles = [
+            self.model.get_submodule(name).register_forward_hook(self._hook(name))
+            for name in self.names
+        ]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for param, flag in self._frozen:
+            param.requires_grad_(flag)
+
+    def _hook(self, name: str):
+        def keep(module, args, output):
+            if name in self.inputs:
+                raise UserError(
+                    f"layer {name} runs more than once per forward pass; per-example gradients "
+                    "of a shared layer are not supported. Choose another layer."
+                )
+            self.inputs[name] = args[0].detach()
+            out = output if output.requires_grad else output.detach().requires_grad_()
+            out.register_hook(lambda grad: self.grads.__setitem__(name, grad.detach()))
+            return out
+
+        return keep
+
+
+@dataclass(frozen=True)
+class GradientSpace:
+    """The store's columns: the head's projector (if chosen), then one per body layer."""
+
+    choice: LayerChoice
+    head: Projector | None
+    body: tuple[Projector, ...]
+
+    @property
+    def k(self) -> int:
+        return sum(p.k for p in self.parts())
+
+    def parts(self) -> list[Projector]:
+        return ([self.head] if self.head is not None else []) + list(self.body)
+
+    def describe(self) -> list[dict]:
+        """Each part's layer, matrix shape and map, in column order (for the store's meta)."""
+        names = (["head"] if self.head is not None else []) + list(self.choice.modules)
+        return [
+            {"layer": name, "shape": [p.V, p.d], "projection": p.describe()}
+            for name, p in zip(names, self.parts(), strict=True)
+        ]
+
+
+def gradient_space(
+    model: torch.nn.Module,
+    layers: str | Sequence[str],
+    loss: str,
+    *,
+    num_classes: int | None,
+    projection: str | None,
+    k: int,
+    seed: int,
+) -> GradientSpace:
+    """The projectors of a store over ``layers``: the head's as today (seed ``seed``), each
+    body layer's ``projection`` (default sketch when None) of out × in, seed ``seed + i``."""
+    choice = resolve_layers(model, layers)
+    head = None
+    if choice.head:
+        V, d = output_matrix(model).shape
+        head = gradient_projector(
+            loss, V, d, num_classes=num_classes, projection=projection, k=k, seed=seed
+        )
+    body = tuple(
+        make_projector(projection or DEFAULT_PROJECTION, *layer_shape(model, name), k, seed + i)
+        for i, name in enumerate(choice.modules, start=1)
+    )
+    return GradientSpace(choice, head, body)
+
+
+def space_target(
+    base: torch.nn.Module,
+    final: torch.nn.Module,
+    space: GradientSpace,
+    loss: str,
+    label_ids: list[int] | None,
+) -> np.ndarray:
+    """Δ = θ0 − θf of every chosen layer, sketched with the space's maps and concatenated."""
+    deltas = ([head_delta(base, final, loss, label_ids)] if space.head is not None else []) + [
+        layer_delta(base, final, name) for name in space.choice.modules
+    ]
+    if not all(bool(torch.isfinite(d).all()) for d in deltas):
+        raise UserError("Δ = base − final has NaN or inf entries; check both checkpoints load.")
+    if not any(bool((d != 0).any()) for d in deltas):
+        raise UserError(
+            "the final model equals the base on every chosen layer, so there is no direction "
+            "to select toward." + adapted_hint(final)
+        )
+    with torch.no_grad():
+        parts = [p.project_matrix(d) for p, d in zip(space.parts(), deltas, strict=True)]
+    return torch.cat(parts).double().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One forward batch: the texts, their labels, and how they are encoded."""
+
+    texts: Sequence[str]
+    labels: np.ndarray | None
+    loss: str
+    label_ids: list[int] | None
+    max_length: int
+    truncate: str
+
+
+def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch.Tensor:
+    """Every text's sketched gradient over the space's layers: (n × space.k)."""
+    rows = output_matrix(model).detach()
+    if batch.loss == "label_masked":
+        rows = rows[torch.as_tensor(batch.label_ids, device=rows.device)]
+    with _Capture(model, space.choice.modules) as capture, torch.enable_grad():
+        inputs = forward_positions(
+            model,
+            tokenizer,
+            batch.texts,
+            batch.labels,
+            loss=batch.loss,
+            label_ids=batch.label_ids,
+            max_length=batch.max_length,
+            truncate=batch.truncate,
+        )
+        n = inputs.n_examples
+        head = None if space.head is None else inputs.hidden.new_zeros((n, space.head.k))
+        at_state = torch.zeros_like(inputs.hidden, requires_grad=False)
+        for part, u in residuals(inputs, rows):
+            if head is not None:
+                h = inputs.hidden[part].detach()
+                head += space.head.project_outer_sum(u, h, inputs.example[part], n)
+            at_state[part] = u @ rows
+        if inputs.full.requires_grad:
+            seed = torch.zeros_like(inputs.full)
+            seed[inputs.example, inputs.time] = at_state
+            inputs.full.backward(seed)
+    parts = [] if head is None else [head]
+    real = inputs.mask.bool()
+    example = torch.arange(n, device=real.device)[:, None].expand_as(real)[real]
+    dtype = inputs.hidden.dtype
+    with torch.no_grad():
+        for name, projector in zip(space.choice.modules, space.body, strict=True):
+            x = capture.inputs[name][real].to(dtype)
+            grad = capture.grads.get(name)
+            delta = x.new_zeros((len(x), projector.V)) if grad is None else grad[real].to(dtype)
+            parts.append(projector.project_outer_sum(delta, x, example, n))
+    return torch.cat(parts, dim=1)
