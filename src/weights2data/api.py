@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,7 @@ def select(
     projection: str = "auto",
     sketch_dim: int = 1024,
     checkpoints: int = 1,
+    layers: str | Sequence[str] = "head",
     max_length: int = 32,
     truncate: str = "left",
     text_column: str = "text",
@@ -71,24 +73,33 @@ def select(
 ) -> pd.DataFrame:
     """The K texts of ``pool`` that ``strategy`` picks for the pair (base, final), in pick
     order, with their pool index, pseudolabel, final-model loss and score; also written to
-    ``out`` (parquet) when given. ``pool`` is a CSV / JSONL / parquet file or a packaged name."""
+    ``out`` (parquet) when given. ``pool`` is a CSV / JSONL / parquet file or a packaged name.
+    ``final`` may be a PEFT adapter folder over ``base``; ``layers`` picks the gradient space
+    (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged)."""
     from .steps.select import choose
 
     base, final = Path(base), Path(final)
     selectable(strategy)
-    check_same_architecture(load_model(base), load_model(final))
+    check_same_architecture(load_model(base), load_model(final, base=base))
     if task_type == "classification":
         num_classes = infer_num_classes(final, num_classes)
     pool_frame = load_pool_texts(str(pool), text_column)
     if k > len(pool_frame):
         raise UserError(f"K={k} is larger than the pool ({len(pool_frame)} texts); lower -k.")
     finetune = FinetuneSpec(max_length=max_length, truncate=truncate, loss=loss)
-    labels = label_pool(final, pool_frame, finetune, task_type=task_type, num_classes=num_classes)
+    labels = label_pool(
+        final, pool_frame, finetune, task_type=task_type, num_classes=num_classes, base_dir=base
+    )
     with tempfile.TemporaryDirectory() as tmp:
         store = None
         if strategy in NEEDS_STORE:
             store = Path(tmp) / "store"
-            spec = GradientSpec(k=sketch_dim, projection=projection, checkpoints=checkpoints)
+            spec = GradientSpec(
+                k=sketch_dim,
+                projection=projection,
+                checkpoints=checkpoints,
+                layers=[layers] if isinstance(layers, str) else list(layers),
+            )
             store_for_labels(
                 base,
                 final,

@@ -276,7 +276,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
         inputs.seed,
     )
     per_c = checkpoint_cosines(total, target)
-    base, final = load_model(inputs.base_dir), load_model(inputs.final_dir)
+    base, final = load_model(inputs.base_dir), load_model(inputs.final_dir, base=inputs.base_dir)
     result = dict(
         keys,
         cos_truth_delta=mean_finite(per_c),
@@ -307,7 +307,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
 
 def check_pair(base_dir: Path, final_dir: Path):
     """Load a base and a final model and refuse a pair that cannot be a base and its finetune."""
-    base, final = load_model(base_dir), load_model(final_dir)
+    base, final = load_model(base_dir), load_model(final_dir, base=base_dir)
     check_same_architecture(base, final)
     if not any(
         bool((p0 != p1).any()) for p0, p1 in zip(base.parameters(), final.parameters(), strict=True)

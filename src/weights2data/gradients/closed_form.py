@@ -300,8 +300,7 @@ def target_direction(
             "the final model's output layer equals the base model's"
             + (" on the label rows" if loss == "label_masked" else "")
             + ", so there is no direction to select toward. Give a final model that was "
-            "finetuned from this base (with these label letters)."
-            + adapted_hint(final_m)
+            "finetuned from this base (with these label letters)." + adapted_hint(final_m)
         )
     if projector is None:
         projector = make_projector("none", delta.shape[0], delta.shape[1], 0, 0)

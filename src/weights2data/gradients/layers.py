@@ -170,4 +170,3 @@ def adapted_hint(final: torch.nn.Module) -> str:
         f"selection.gradients.layers to '{LAST_BLOCK}' or to adapted modules (e.g. "
         f"[{names[-1]}])."
     )
-

@@ -27,11 +27,11 @@ def _as_model(model: ModelLike) -> torch.nn.Module:
     return load_model(model)
 
 
-def _as_final(final: ModelLike, base: ModelLike) -> torch.nn.Module:
+def _as_final(final: ModelLike, base: ModelLike | None) -> torch.nn.Module:
     """The final model; an adapter folder is merged over ``base`` when that is a folder."""
     if isinstance(final, torch.nn.Module):
         return final.eval()
-    return load_model(final, base=None if isinstance(base, torch.nn.Module) else base)
+    return load_model(final, base=None if isinstance(base, torch.nn.Module | None) else base)
 
 
 def _as_tokenizer(tokenizer, model_path: ModelLike):

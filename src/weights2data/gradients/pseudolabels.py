@@ -19,7 +19,7 @@ from ..models import load_tokenizer, output_matrix
 from ..progress import tqdm
 from ..specs import FinetuneSpec
 from .closed_form import _chunks, _label_ids, head_inputs
-from .models_io import ModelLike, _as_model, _as_tokenizer
+from .models_io import ModelLike, _as_final, _as_tokenizer
 
 TASK_TYPES = ("classification", "sft")
 
@@ -37,20 +37,22 @@ def pseudolabel(
     batch_size: int = 32,
     loss: str = "label_masked",
     progress: bool = False,
+    base: ModelLike | None = None,
 ) -> pd.DataFrame:
     """Label every text with the final model and score it against its own label.
 
     Columns: ``pseudolabel`` (argmax over the label tokens; −1 for sft) and ``loss`` (the final
     model's loss against that label under ``loss`` — label_masked or full_vocab — or, for sft,
     the mean next-token cross-entropy of the text; NaN for a text with no scorable token).
-    P-Min / P-Max rank by this loss.
+    P-Min / P-Max rank by this loss. ``base`` is what a PEFT adapter ``final_model`` is merged
+    over (default: the adapter's own ``base_model_name_or_path``).
     """
     if task_type not in TASK_TYPES:
         raise UserError(f"unknown task_type {task_type!r}; choose one of {', '.join(TASK_TYPES)}.")
     if batch_size < 1:
         raise UserError("batch_size must be at least 1.")
     tokenizer = _as_tokenizer(tokenizer, final_model)
-    model = _as_model(final_model)
+    model = _as_final(final_model, base)
     if task_type == "sft":
         loss, label_ids = "lm", None
     else:
@@ -130,11 +132,13 @@ def label_pool(
     task_type: str,
     num_classes: int | None,
     batch_size: int = 64,
+    base_dir: Path | None = None,
 ) -> pd.DataFrame:
-    """The pool with the final model's pseudolabel of every text and its loss on that label."""
+    """The pool with the final model's pseudolabel of every text and its loss on that label
+    (``base_dir``: the base a PEFT adapter final is merged over, when its config names none)."""
     labels = pseudolabel(
         final_dir,
-        load_tokenizer(final_dir),
+        load_tokenizer(final_dir, base=base_dir),
         pool["text"].tolist(),
         task_type=task_type,
         num_classes=num_classes,
@@ -143,5 +147,6 @@ def label_pool(
         batch_size=batch_size,
         loss=finetune.loss if task_type == "classification" else "lm",
         progress=True,
+        base=base_dir,
     )
     return pd.concat([pool.reset_index(drop=True), labels], axis=1)

@@ -46,7 +46,8 @@ def pool(args: PoolArgs) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class AutolabelArgs:
-    final: Path = arg(help="the final (expert) model folder")
+    final: Path = arg(help="the final (expert) model folder, or a PEFT adapter folder")
+    base: Path | None = arg(None, help="the base an adapter --final is merged over")
     pool: Path = arg(help="the pool parquet")
     dataset: Path = arg(help="the task's dataset (for its classes)")
     task: TaskSpec = arg(help="the config's tasks.<name>")
@@ -70,6 +71,7 @@ def autolabel(args: AutolabelArgs) -> str:
         task_type=args.task.type,
         num_classes=classes,
         batch_size=args.batch_size,
+        base_dir=args.base,
     )
     write_parquet(args.out, frame)
     write_json(Path(str(args.out) + ".json"), {"num_classes": classes, "task_type": args.task.type})
@@ -79,7 +81,7 @@ def autolabel(args: AutolabelArgs) -> str:
 @dataclass(frozen=True, kw_only=True)
 class GradientStoreArgs:
     base: Path = arg(help="the base model folder")
-    final: Path = arg(help="the final (expert) model folder")
+    final: Path = arg(help="the final (expert) model folder, or a PEFT adapter folder")
     labels: Path = arg(help="the pseudolabelled pool (autolabel's output)")
     dataset: Path = arg(help="the task's dataset (for its classes)")
     task: TaskSpec = arg(help="the config's tasks.<name>")
@@ -192,7 +194,7 @@ def choose(labels, store: Path | None, strategy: str, k: int, seed: int, batch_s
 @dataclass(frozen=True, kw_only=True)
 class SelectArgs:
     base: Path = arg(help="base model folder (HF, safetensors)")
-    final: Path = arg(help="finetuned model folder, same architecture")
+    final: Path = arg(help="finetuned model folder (same architecture) or a PEFT adapter folder")
     pool: str = arg(help="CSV / JSONL / parquet file or packaged name")
     k: int = arg(flag="-k", help="how many texts to select")
     strategy: str = arg("select", choices=_strategies)
@@ -202,6 +204,7 @@ class SelectArgs:
     projection: str = arg("auto", choices=("auto", "none", "dense", "factored", "tensorsketch"))
     sketch_dim: int = arg(1024)
     checkpoints: int = arg(1)
+    layers: tuple[str, ...] = arg(("head",), help="head, module names and/or blocks.N")
     max_length: int = arg(32)
     truncate: str = arg("left", choices=("left", "right"))
     text_column: str = arg("text")
