@@ -20,6 +20,7 @@ from weights2data import ablation_steps as ab
 from weights2data.config import SCHEMA
 from weights2data.errors import UserError
 from weights2data.report import ablations as reports
+from weights2data.report.ablation_kinds import REPORTS, write_report
 from weights2data.report.cells import format_cell
 from weights2data.stats import confidence_interval
 
@@ -251,7 +252,7 @@ def test_sweep_report_lines_and_reference(tmp_path):
         runs.append({"x": None, "strategy": "random", "seed": seed, "retrain": path})
     spec = {"runs": runs, "x_name": "K", "x_label": "K (texts)", "log_x": True, "note": "N."}
     stem = tmp_path / "out" / "scaling"
-    reports.write_report("sweep", spec, stem)
+    write_report("sweep", spec, stem)
     _outputs_exist(stem)
     md = Path(f"{stem}.md").read_text()
     assert "| SELECT | Test accuracy (%) | 63.0 ± 2.5 | 71.0 ± 2.5 | — |" in md
@@ -275,7 +276,7 @@ def test_sweep_report_carries_the_premise_diagnostic(tmp_path):
     assert frame["cos_truth_delta"].tolist() == [0.3, 0.6, 0.4, 0.7]
     spec = {"runs": runs, "x_name": "C", "metrics": ["acc", "cos_truth_delta"]}
     stem = tmp_path / "out" / "checkpoints"
-    reports.write_report("sweep", spec, stem)
+    write_report("sweep", spec, stem)
     md = Path(f"{stem}.md").read_text()
     assert "cos(S_true, Δ)" in md and "0.650 ± 0.635" in md  # t(0.975, 1) · 0.0707
 
@@ -297,7 +298,7 @@ def test_leakage_report_has_recovery(tmp_path):
         }
     ]
     stem = tmp_path / "leakage"
-    reports.write_report("leakage", {"runs": runs}, stem)
+    write_report("leakage", {"runs": runs}, stem)
     _outputs_exist(stem)
     md = Path(f"{stem}.md").read_text()
     assert "| SELECT | Recovery precision (%) | 66.7 |" in md
@@ -313,7 +314,7 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
     ]
     (tmp_path / "rep.json").write_text(json.dumps({"records": rec}))
     spec = {"runs": [{"strategy": "select", "seed": 0, "path": str(tmp_path / "rep.json")}]}
-    reports.write_report("replacement", spec, tmp_path / "replacement")
+    write_report("replacement", spec, tmp_path / "replacement")
     _outputs_exist(tmp_path / "replacement")
     assert (
         "| SELECT | Vocab containment (%) | 50.0 ± 0.0 | 100.0 ± 0.0 |"
@@ -331,7 +332,7 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
         for t in ("news", "wiki")
         for p in ("pool_a", "pool_b")
     ]
-    reports.write_report("pools", {"runs": runs}, tmp_path / "pools")
+    write_report("pools", {"runs": runs}, tmp_path / "pools")
     _outputs_exist(tmp_path / "pools")
     assert "| news | 50.0 | 50.0 |" in (tmp_path / "pools.md").read_text()
 
@@ -347,20 +348,63 @@ def test_replacement_pools_and_optimizer_reports(tmp_path):
         for r in ("adam", "sgd")
         for s in ("random", "select")
     ]
-    reports.write_report("optimizer", {"runs": runs}, tmp_path / "optimizer")
+    write_report("optimizer", {"runs": runs}, tmp_path / "optimizer")
     _outputs_exist(tmp_path / "optimizer")
     md = (tmp_path / "optimizer.md").read_text()
     assert "| adam | 3.00 | 3.00 | 2.00 | 2.00 |" in md and "Test perplexity" in md
 
 
+def test_layers_report_pairs_select_with_random_by_seed(tmp_path):
+    runs = []
+    for task, base_acc in (("bbc", 0.6), ("wiki", 0.4)):
+        for seed in (0, 1):
+            name = f"{task}{seed}"
+            random = _retrain(tmp_path / f"{name}random.json", acc=base_acc + 0.01 * seed)
+            runs.append(
+                {
+                    "task": task,
+                    "layers": None,
+                    "strategy": "random",
+                    "seed": seed,
+                    "retrain": random,
+                }
+            )
+            for i, layers in enumerate(("head", "blocks.-1")):
+                regime = tmp_path / f"{name}{i}regime.json"
+                regime.write_text(json.dumps({"cos_truth_delta": 0.1 * (i + 1)}))
+                acc = base_acc + 0.01 * seed + 0.05 * i
+                runs.append(
+                    {
+                        "task": task,
+                        "layers": layers,
+                        "strategy": "select",
+                        "seed": seed,
+                        "retrain": _retrain(tmp_path / f"{name}{i}.json", acc=acc),
+                        "regime": str(regime),
+                    }
+                )
+    spec = {"runs": runs, "layers": ["head", "blocks.-1"]}
+    write_report("layers", spec, tmp_path / "layers")
+    _outputs_exist(tmp_path / "layers")
+    md = (tmp_path / "layers.md").read_text()
+    assert "| wiki | blocks.-1 | 45.5 ± 6.4 | 40.5 ± 6.4 | 5.0 ± 0.0 | 0.200 ± 0.000 |" in md
+    assert "| bbc | head | 60.5 ± 6.4 | 60.5 ± 6.4 | 0.0 ± 0.0 | 0.100 ± 0.000 |" in md
+
+
+def test_every_report_kind_is_on_the_command_line():
+    from weights2data.steps.ablation import REPORT_KINDS
+
+    assert REPORT_KINDS == tuple(sorted(REPORTS))
+
+
 def test_reports_reject_bad_input(tmp_path):
     with pytest.raises(UserError, match="unknown ablation report"):
-        reports.write_report("nope", {"runs": []}, tmp_path / "x")
+        write_report("nope", {"runs": []}, tmp_path / "x")
     with pytest.raises(UserError, match="no runs"):
-        reports.write_report("sweep", {"runs": []}, tmp_path / "x")
+        write_report("sweep", {"runs": []}, tmp_path / "x")
     path = _retrain(tmp_path / "r.json", acc=0.5)
     with pytest.raises(UserError, match="unknown strategy"):
-        reports.write_report(
+        write_report(
             "sweep",
             {"runs": [{"x": 1, "strategy": "magic", "seed": 0, "retrain": path}]},
             tmp_path / "x",

@@ -338,21 +338,3 @@ def optimizer_report(spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Pa
         "Rows: optimizer of the retraining on the selection; columns: optimizer that trained "
         "the expert.",
     )
-
-
-REPORTS = {
-    "sweep": sweep_report,
-    "leakage": leakage_report,
-    "replacement": replacement_report,
-    "pools": pool_matrix_report,
-    "optimizer": optimizer_report,
-}
-
-
-def write_report(kind: str, spec: Mapping, out_stem: str | os.PathLike) -> dict[str, Path]:
-    """Write the ablation report ``kind`` of ``spec`` to ``{out_stem}.csv/.md/.pdf/.png``."""
-    if kind not in REPORTS:
-        raise UserError(f"unknown ablation report {kind!r}; choose one of {', '.join(REPORTS)}.")
-    if not isinstance(spec.get("runs"), list):
-        raise UserError("the report spec needs a 'runs' list.")
-    return REPORTS[kind](spec, out_stem)

@@ -9,8 +9,8 @@ from ..specs import TaskSpec
 from .args import arg, fraction, threads
 from .evaluate import ComparisonArgs
 
-# the report kinds of weights2data.report.ablations (listed here so that --help stays fast)
-REPORT_KINDS = ("leakage", "optimizer", "pools", "replacement", "sweep")
+# the report kinds of weights2data.report.ablation_kinds (listed here so --help stays fast)
+REPORT_KINDS = ("layers", "leakage", "optimizer", "pools", "replacement", "sweep")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +92,7 @@ class AblationReportArgs:
 
 def ablation_report(args: AblationReportArgs) -> str:
     """An ablation's table (CSV + Markdown) and figure, from its run list."""
-    from ..report.ablations import write_report
+    from ..report.ablation_kinds import write_report
 
     paths = write_report(args.kind, args.spec, str(args.out_stem))
     return f"{args.kind} report: {', '.join(str(p) for p in paths.values())}"
