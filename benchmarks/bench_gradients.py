@@ -10,7 +10,12 @@
    Target: ≥ 1000× faster. Both the end-to-end ratio (each side with its forward pass) and the
    gradient-only ratio (the forward pass both routes share taken out) are printed.
 
-Run: PYTHONPATH=workflow .venv/bin/python benchmarks/bench_gradients.py
+4. Body-layer store (``layers``: the last block, head + last block, the first block) against a
+   forward-only pass and a forward + backward pass (the loss's gradient w.r.t. every
+   parameter, as one training step computes it) of the same batches. Target: ≤ 1.5× forward +
+   backward.
+
+Run: .venv/bin/python benchmarks/bench_gradients.py
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from weights2data.gradients.closed_form import (
     per_example_gradients,
     sketch_gradients,
 )
+from weights2data.gradients.hooks import Batch, gradient_space, sketch_layers
 from weights2data.gradients.store import build_gradient_store
 from weights2data.models import output_matrix
 from weights2data.projection import DEFAULT_PROJECTION, rademacher_signs
@@ -231,6 +237,61 @@ def end_to_end_store(model, tok) -> None:
     )
 
 
+def forward_backward(model, tok, batch: list[str], labels, loss: str) -> None:
+    """One training step's passes: forward, then the loss's gradient w.r.t. every parameter."""
+    label_ids = label_token_ids(tok, CLASSES)
+    if loss == "lm":
+        enc = encode_lm(tok, batch, SEQ)
+        out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=None)
+        logits = out.logits[:, :-1]
+        value = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, VOCAB), enc.input_ids[:, 1:].reshape(-1)
+        )
+    else:
+        enc = encode_classification(tok, batch, SEQ, "left")
+        logits = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
+        at_label = logits[torch.arange(len(batch)), enc.label_pos][:, label_ids]
+        value = torch.nn.functional.cross_entropy(at_label, torch.as_tensor(labels))
+    model.zero_grad(set_to_none=True)
+    value.backward()
+
+
+def body_store_batch(model, tok, batch, labels, loss, space) -> np.ndarray:
+    label_ids = None if loss == "lm" else label_token_ids(tok, CLASSES)
+    spec = Batch(batch, None if loss == "lm" else labels, loss, label_ids, SEQ, "left")
+    return sketch_layers(model, tok, spec, space).float().numpy()
+
+
+def body_store_vs_passes(model, tok) -> None:
+    """[4] Seconds per batch of the body-layer store against forward and forward + backward."""
+    pool = [texts(BATCH, seed) for seed in range(BATCHES)]
+    labels = np.arange(BATCH) % CLASSES
+    print(f"\n[4] body-layer store vs forward / forward + backward ({BATCH}×{SEQ} batches)")
+    for loss in ("label_masked", "lm"):
+        for layers in ("blocks.-1", ["head", "blocks.-1"], "blocks.0"):
+            space = gradient_space(
+                model, layers, loss, num_classes=CLASSES, projection=None, k=K, seed=0
+            )
+            body_store_batch(model, tok, pool[0], labels, loss, space)  # warm up
+            forward_backward(model, tok, pool[0], labels, loss)
+            fwd, fb, sto = [], [], []
+            for _ in range(REPEATS):
+                for batch in pool:
+                    fwd.append(timed(forward_only, model, tok, batch, loss))
+                    fb.append(timed(forward_backward, model, tok, batch, labels, loss))
+                    sto.append(timed(body_store_batch, model, tok, batch, labels, loss, space))
+            model.zero_grad(set_to_none=True)
+            to_fb = statistics.median(s / f for s, f in zip(sto, fb, strict=True))
+            to_fwd = statistics.median(s / f for s, f in zip(sto, fwd, strict=True))
+            name = layers if isinstance(layers, str) else "+".join(layers)
+            print(
+                f"  {loss:<13}{name:<16}D={space.k:<6} forward {statistics.median(fwd):5.2f}  "
+                f"fwd+bwd {statistics.median(fb):5.2f}  store {statistics.median(sto):5.2f} "
+                f"s/batch  store/forward {to_fwd:4.2f}  store/(fwd+bwd) {to_fb:4.2f}  "
+                f"{'PASS' if to_fb <= 1.5 else 'FAIL'} (target ≤ 1.5)"
+            )
+
+
 def main() -> None:
     torch.set_num_threads(2)
     tok = tokenizer()
@@ -269,6 +330,7 @@ def main() -> None:
             f"{'PASS' if ratio >= 1000 else 'FAIL'}"
         )
     end_to_end_store(model, tok)
+    body_store_vs_passes(model, tok)
 
 
 if __name__ == "__main__":
