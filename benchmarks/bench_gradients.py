@@ -31,12 +31,13 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from weights2data.formats import encode_classification, encode_lm, label_token_ids
 from weights2data.gradients.closed_form import (
+    Batch,
     gradient_projector,
     head_inputs,
     per_example_gradients,
     sketch_gradients,
 )
-from weights2data.gradients.hooks import Batch, gradient_space, sketch_layers
+from weights2data.gradients.hooks import gradient_space, sketch_layers
 from weights2data.gradients.store import build_gradient_store
 from weights2data.models import output_matrix
 from weights2data.projection import DEFAULT_PROJECTION, rademacher_signs

@@ -232,3 +232,31 @@ def test_cli_select_on_an_adapter(lora_pair, capsys):
     assert len(pd.read_parquet(out)) == 5
     assert main(args) == 2  # the default layers: head
     assert "LoRA adapter" in capsys.readouterr().err
+
+
+def test_bad_adapter_folders_get_clear_errors(lora_pair, tmp_path):
+    import shutil
+
+    from weights2data.errors import UserError
+
+    def broken(name, edit):
+        folder = tmp_path / name
+        shutil.copytree(lora_pair / "adapter", folder)
+        edit(folder)
+        return folder
+
+    def config_with(**changes):
+        def edit(folder):
+            config = json.loads((folder / "adapter_config.json").read_text())
+            (folder / "adapter_config.json").write_text(json.dumps({**config, **changes}))
+
+        return edit
+
+    pickle_only = broken("pickle", lambda f: (f / "adapter_model.safetensors").rename(f / "x.bin"))
+    with pytest.raises(UserError, match="no adapter_model.safetensors"):
+        load_model(pickle_only, base=lora_pair / "base")
+    with pytest.raises(UserError, match="only LoRA adapters"):
+        load_model(broken("ia3", config_with(peft_type="IA3")), base=lora_pair / "base")
+    remote = broken("remote", config_with(base_model_name_or_path="org/some-model"))
+    with pytest.raises(UserError, match="not a local model folder; pass the base folder"):
+        load_model(remote)

@@ -1,12 +1,17 @@
-"""Last-layer gradients of the pool, and the on-disk store that SELECT reads them from.
+"""Per-example gradients of the pool, and the on-disk store that SELECT reads them from.
 
 Submodules, lowest layer first:
 
-- ``models_io``: turns a model folder (or an already loaded model) into the model and tokenizer
-  the other modules work with, and yields the checkpoints interpolated between θ0 and θf.
+- ``models_io``: turns a model folder (or an already loaded model, or a PEFT adapter folder)
+  into the model and tokenizer the other modules work with, and yields the checkpoints
+  interpolated between θ0 and θf.
+- ``layers``: which layers a store covers (``head``, module names, ``blocks.N``) and Δ of each.
 - ``closed_form``: the closed-form per-example gradient of the output layer from one forward
   pass, the projector a store uses, and the target direction Δ = θ0 − θf in the same space.
+- ``hooks``: per-example gradients of any linear layers from one forward and one backward
+  pass per batch, sketched per layer and concatenated after the head's.
 - ``pseudolabels``: labels every pool text with the final model and scores it (P-Min / P-Max).
-- ``store``: writes, opens, shards and gathers the gradient store (``grads.f32``,
-  ``target.f32``, ``meta.json``), one slice per checkpoint.
+- ``store``: writes and opens the gradient store (``grads.f32``, ``target.f32``,
+  ``meta.json``), one slice per checkpoint; ``shards`` cuts it into row ranges and joins them.
+- ``pipeline``: the store of a pseudolabelled pool from the config's specs.
 """

@@ -89,30 +89,33 @@ class HeadInputs:
     mask: torch.Tensor | None = None  # (B, T) the attention mask: real tokens
 
 
-def forward_positions(
-    model,
-    tokenizer,
-    texts: Sequence[str],
-    labels: np.ndarray | None,
-    *,
-    loss: str,
-    label_ids: list[int] | None,
-    max_length: int,
-    truncate: str,
-) -> HeadInputs:
+@dataclass(frozen=True)
+class Batch:
+    """One forward batch: the texts, their labels, and how they are encoded."""
+
+    texts: Sequence[str]
+    labels: np.ndarray | None
+    loss: str
+    label_ids: list[int] | None
+    max_length: int
+    truncate: str
+
+
+def forward_positions(model, tokenizer, batch: Batch) -> HeadInputs:
     """One forward pass to the final hidden states; keep only the positions the loss trains.
 
     Runs under the caller's grad mode: ``head_inputs`` turns it off, the layer gradients
     (``hooks``) keep it on to run the backward pass from the final states.
     """
     device = device_of(model)
+    texts, loss = list(batch.texts), batch.loss
     n = len(texts)
     if loss == "lm":
-        batch = encode_lm(tokenizer, list(texts), max_length)
-        ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+        enc = encode_lm(tokenizer, texts, batch.max_length)
+        ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
         full = final_hidden(model, ids, mask)
         hidden = full[:, :-1]
-        targets, valid = lm_targets(batch)
+        targets, valid = lm_targets(enc)
         valid = valid.to(device)
         counts = valid.sum(dim=1).clamp(min=1).to(hidden.dtype)
         example = torch.arange(n, device=device)[:, None].expand_as(valid)[valid]
@@ -127,15 +130,15 @@ def forward_positions(
             time,
             mask,
         )
-    batch = encode_classification(tokenizer, list(texts), max_length, truncate)
-    ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+    enc = encode_classification(tokenizer, texts, batch.max_length, batch.truncate)
+    ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
     rows = torch.arange(n, device=device)
     full = final_hidden(model, ids, mask)
-    time = batch.label_pos.to(device)
+    time = enc.label_pos.to(device)
     hidden = full[rows, time]
-    targets = torch.as_tensor(labels, device=device)
+    targets = torch.as_tensor(batch.labels, device=device)
     if loss == "full_vocab":
-        targets = torch.as_tensor(label_ids, device=device)[targets]
+        targets = torch.as_tensor(batch.label_ids, device=device)[targets]
     weights = torch.ones(n, dtype=hidden.dtype, device=device)
     return HeadInputs(hidden, targets, weights, rows, n, full, time, mask)
 
@@ -153,16 +156,8 @@ def head_inputs(
     truncate: str,
 ) -> HeadInputs:
     """``forward_positions`` without autograd: all the closed form and the pseudolabels need."""
-    return forward_positions(
-        model,
-        tokenizer,
-        texts,
-        labels,
-        loss=loss,
-        label_ids=label_ids,
-        max_length=max_length,
-        truncate=truncate,
-    )
+    batch = Batch(texts, labels, loss, label_ids, max_length, truncate)
+    return forward_positions(model, tokenizer, batch)
 
 
 def _output_rows(model, loss: str, label_ids: list[int] | None) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from ..errors import UserError
 from ..models import output_matrix
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
-from .closed_form import forward_positions, gradient_projector, head_delta, residuals
+from .closed_form import Batch, forward_positions, gradient_projector, head_delta, residuals
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
 
 
@@ -138,34 +138,13 @@ def space_target(
     return torch.cat(parts).double().cpu().numpy()
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One forward batch: the texts, their labels, and how they are encoded."""
-
-    texts: Sequence[str]
-    labels: np.ndarray | None
-    loss: str
-    label_ids: list[int] | None
-    max_length: int
-    truncate: str
-
-
 def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch.Tensor:
     """Every text's sketched gradient over the space's layers: (n × space.k)."""
     rows = output_matrix(model).detach()
     if batch.loss == "label_masked":
         rows = rows[torch.as_tensor(batch.label_ids, device=rows.device)]
     with _Capture(model, space.choice.modules) as capture, torch.enable_grad():
-        inputs = forward_positions(
-            model,
-            tokenizer,
-            batch.texts,
-            batch.labels,
-            loss=batch.loss,
-            label_ids=batch.label_ids,
-            max_length=batch.max_length,
-            truncate=batch.truncate,
-        )
+        inputs = forward_positions(model, tokenizer, batch)
         n = inputs.n_examples
         head = None if space.head is None else inputs.hidden.new_zeros((n, space.head.k))
         at_state = torch.zeros_like(inputs.hidden, requires_grad=False)

@@ -25,15 +25,16 @@ from ..progress import tqdm
 from ..projection import Projector
 from ..specs import GradientSpec
 from .closed_form import (
+    Batch,
     _check_labels,
     _check_loss,
     _label_ids,
     _output_rows,
-    head_inputs,
+    forward_positions,
     sketch_gradients,
     target_direction,
 )
-from .hooks import Batch, GradientSpace, gradient_space, sketch_layers, space_target
+from .hooks import GradientSpace, gradient_space, sketch_layers, space_target
 from .models_io import ModelLike, _as_final, _as_model, _as_tokenizer, interpolated_models
 
 STORE_FILES = ("grads.f32", "target.f32", "meta.json")
@@ -276,19 +277,9 @@ def _fill_checkpoint(
 
 def _head_block(model, tokenizer, batch: Batch, projector: Projector) -> torch.Tensor:
     """One batch's closed-form head gradients (the head-only store)."""
-    inputs = head_inputs(
-        model,
-        tokenizer,
-        batch.texts,
-        batch.labels,
-        loss=batch.loss,
-        label_ids=batch.label_ids,
-        max_length=batch.max_length,
-        truncate=batch.truncate,
-    )
     rows = _output_rows(model, batch.loss, batch.label_ids)
     with torch.no_grad():
-        return sketch_gradients(inputs, rows, projector)
+        return sketch_gradients(forward_positions(model, tokenizer, batch), rows, projector)
 
 
 def _row_range(rows: tuple[int, int] | None, n: int, batch_size: int) -> tuple[int, int]:

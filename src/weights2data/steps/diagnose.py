@@ -3,6 +3,7 @@ and for any two checkpoints (``diagnose``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ class DiagnoseArgs:
     max_length: int = arg(32)
     truncate: str = arg("left", choices=("left", "right"))
     loss: str = arg("label_masked", choices=("label_masked", "full_vocab"))
+    layers: tuple[str, ...] = arg(("head",), help="gradient layers of cos(S_true, Δ)")
     threads: int = threads()
     json: str | None = arg(None, help="also write the report as JSON here")
 
@@ -144,7 +146,7 @@ def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
         args.base,
         args.final,
         (table["text"].tolist(), table["label"].to_numpy()),
-        (DIAGNOSE_SPEC, task, finetune),
+        (dataclasses.replace(DIAGNOSE_SPEC, layers=list(args.layers)), task, finetune),
         classes,
         0,
     )
