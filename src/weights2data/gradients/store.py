@@ -91,12 +91,16 @@ def build_gradient_store(
     ``auto`` is exact C×d for label_masked and the default sketch otherwise).
     ``spec.model="final"`` takes the gradients under θf instead of θ0 (what the authors'
     last code did by accident; the paper and the default use the base). Δ is θ0 − θf either way.
+    ``spec.layers`` picks the space: the head alone (the closed form), or body layers from one
+    backward pass per batch (``hooks``), each sketched and concatenated; ``final`` may be a PEFT
+    adapter folder, merged over ``base``.
 
     ``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c.
     The pool is streamed in batches, so memory does not grow with N. ``target.f32`` is C×D and
-    holds the SAME Δ = θ0 − θf (last layer) in every row: the checkpoints lie on the straight line
-    θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a positive multiple of
-    Δ, and cosine ignores the scale. ``labels`` are the pseudolabels (ignored for loss "lm").
+    holds the SAME Δ = θ0 − θf (of the chosen layers) in every row: the checkpoints lie on the
+    straight line θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a
+    positive multiple of Δ, and cosine ignores the scale. ``labels`` are the pseudolabels
+    (ignored for loss "lm").
 
     ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
     the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
