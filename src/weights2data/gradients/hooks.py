@@ -20,7 +20,14 @@ import torch
 from ..errors import UserError
 from ..models import output_matrix
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
-from .closed_form import Batch, forward_positions, gradient_projector, head_delta, residuals
+from .closed_form import (
+    Batch,
+    _output_rows,
+    forward_positions,
+    gradient_projector,
+    head_delta,
+    residuals,
+)
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
 
 
@@ -140,9 +147,7 @@ def space_target(
 
 def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch.Tensor:
     """Every text's sketched gradient over the space's layers: (n × space.k)."""
-    rows = output_matrix(model).detach()
-    if batch.loss == "label_masked":
-        rows = rows[torch.as_tensor(batch.label_ids, device=rows.device)]
+    rows = _output_rows(model, batch.loss, batch.label_ids)
     with _Capture(model, space.choice.modules) as capture, torch.enable_grad():
         inputs = forward_positions(model, tokenizer, batch)
         n = inputs.n_examples

@@ -155,7 +155,8 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype:
 
 def layer_shape(model: torch.nn.Module, name: str) -> tuple[int, int]:
     """(out, in) of a body layer."""
-    return tuple(effective_weight(model.get_submodule(name)).shape)
+    module = model.get_submodule(name)
+    return tuple(_orient(module, _base_layer(module).weight).shape)
 
 
 def adapted_hint(final: torch.nn.Module) -> str:

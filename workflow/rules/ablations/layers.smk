@@ -20,41 +20,16 @@ def layers_spec():
         )
     k = section["k"] or SEL["k"]
     strategy, reference = section["strategy"], section["reference"]
-    runs = []
-    for task in tasks:
-        for seed in ablation_seeds(section):
-            for layers in section["variants"]:
-                grad = grad_variant(layers=layers)
-                runs.append(
-                    {
-                        "task": task,
-                        "layers": layer_label(layers),
-                        "strategy": strategy,
-                        "seed": seed,
-                        "retrain": run_path(
-                            "retrain",
-                            task,
-                            POOL,
-                            grad_of(strategy, grad),
-                            strategy,
-                            k,
-                            seed,
-                        ),
-                        **regime_of(task, grad, strategy, seed),
-                    }
-                )
-            path = run_path(
-                "retrain", task, POOL, grad_of(reference), reference, k, seed
-            )
-            runs.append(
-                {
-                    "task": task,
-                    "layers": None,
-                    "strategy": reference,
-                    "seed": seed,
-                    "retrain": path,
-                }
-            )
+    one_each = dict(section, strategies=[strategy], reference=[reference])
+    variants = [
+        (None, {"layers": layer_label(v)}, grad_variant(layers=v))
+        for v in section["variants"]
+    ]
+    runs = [
+        dict(run, task=task)
+        for task in tasks
+        for run in variant_sweep(one_each, task, k, variants)
+    ]
     return {
         "runs": runs,
         "layers": [layer_label(v) for v in section["variants"]],
