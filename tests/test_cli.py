@@ -12,6 +12,7 @@ from weights2data.cli import main
 from weights2data.models import save_model
 from weights2data.specs import FinetuneSpec, GradientSpec, RetrainSpec, TaskSpec
 
+from . import oracles
 from .conftest import SENTENCES, save_finetuned_pair
 
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
@@ -225,19 +226,20 @@ def test_unknown_strategy_lists_the_choices(checkpoints, capsys):
     assert "select_batch" in capsys.readouterr().err
 
 
-def test_retrain_is_deterministic(checkpoints, tmp_path):
+def test_retrain_is_deterministic(checkpoints, tmp_path, tiny_tokenizer):
     from weights2data.data.files import write_dataset
     from weights2data.evaluation import retrain
 
     _select(checkpoints, "-k", "10", out="r.parquet")
     rows = []
-    for split, n in (("train", 12), ("val", 8), ("test", 8)):
+    # the test split's labels are not the val split's, so the two accuracies tell them apart
+    for split, n, shift in (("train", 12, 0), ("val", 8, 0), ("test", 8, 1)):
         for i in range(n):
             rows.append(
                 {
                     "text": SENTENCES[i % 8] + f" {split} {i}",
-                    "label": int(LABELS[i]),
-                    "label_name": "abc"[LABELS[i]],
+                    "label": int(LABELS[i + shift]),
+                    "label_name": "abc"[LABELS[i + shift]],
                     "split": split,
                     "group": f"{split}{i}",
                 }
@@ -259,13 +261,28 @@ def test_retrain_is_deterministic(checkpoints, tmp_path):
         )
         results.append(json.loads((tmp_path / name).read_text()))
     assert results[0] == results[1]
-    assert results[0]["n_selected"] == 10 and 0 <= results[0]["test_acc"] <= 1
+    assert results[0]["n_selected"] == 10
+    oracle = oracles.retrain_by_hand(
+        checkpoints / "base",
+        tiny_tokenizer,
+        checkpoints / "r.parquet",
+        dataset,
+        (task, spec, RetrainSpec(max_epochs=2, patience=1)),
+    )
+    assert results[0]["best_epoch"] == oracle["best_epoch"]
+    assert results[0]["test_acc"] == pytest.approx(oracle["test_acc"])
+    assert results[0]["test_balanced_acc"] == pytest.approx(oracle["test_balanced_acc"])
+    assert oracle["val_acc"] != oracle["test_acc"]  # so a retrain scored on val would fail
 
 
-def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
-    """Through the pipeline step (config `gradients.model`): Δ stays θ0 − θf either way."""
+def test_gradient_model_final_holds_gradients_under_the_final(
+    checkpoints, tmp_path, tiny_tokenizer
+):
+    """Through the pipeline step (config `gradients.model`): the store holds the gradients
+    under the model it names, and Δ stays θ0 − θf either way."""
     from weights2data.gradients.pipeline import store_for_labels
     from weights2data.gradients.store import load_gradient_store
+    from weights2data.models import load_model
 
     labels = pd.DataFrame({"text": SENTENCES[:10], "pseudolabel": LABELS[:10]})
     finetune = FinetuneSpec(loss="label_masked", max_length=16, truncate="left")
@@ -285,5 +302,35 @@ def test_gradient_model_final_differs_from_base(checkpoints, tmp_path):
         grads, target, meta = load_gradient_store(tmp_path / model)
         assert meta["gradient_model"] == model
         stores[model] = (np.array(grads), target)
+    models = {name: load_model(checkpoints / name) for name in ("base", "final")}
+    delta = oracles.label_delta(models["base"], models["final"], tiny_tokenizer, 3)
+    for name, model in models.items():
+        expect = oracles.label_gradients(model, tiny_tokenizer, SENTENCES[:10], LABELS[:10], 3)
+        np.testing.assert_allclose(stores[name][0][:, 0], expect, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(stores[name][1][0], delta, rtol=1e-6, atol=1e-8)
     assert not np.allclose(stores["base"][0], stores["final"][0])
-    np.testing.assert_array_equal(stores["base"][1], stores["final"][1])  # Δ = θ0 − θf both
+
+
+@pytest.mark.parametrize(("strategy", "batch"), [("select", None), ("select_batch", 4)])
+def test_cli_select_picks_what_greedy_select_picks_on_exact_gradients(
+    checkpoints, tiny_tokenizer, strategy, batch
+):
+    """The CLI's picks against greedy SELECT run on a store built by hand: pseudolabels and
+    per-text gradients from torch.func, Δ from the weights."""
+    from weights2data.models import load_model
+    from weights2data.selection import greedy_select
+
+    out = f"oracle_{strategy}.parquet"
+    assert (
+        _select(checkpoints, "-k", "10", "--strategy", strategy, "--batch-size", "4", out=out) == 0
+    )
+    picked = pd.read_parquet(checkpoints / out)
+    texts = pd.read_csv(checkpoints / "pool.csv")["body"].tolist()
+    base, final = load_model(checkpoints / "base"), load_model(checkpoints / "final")
+    labels = oracles.label_logits_alone(final, tiny_tokenizer, texts, 3, 32).argmax(-1).numpy()
+    grads = oracles.label_gradients(base, tiny_tokenizer, texts, labels, 3, 32)
+    target = oracles.label_delta(base, final, tiny_tokenizer, 3)
+    expect, _ = greedy_select(grads[:, None, :], target[None], 10, batch_size=batch)
+    assert picked["index"].tolist() == expect.tolist()
+    assert picked["pseudolabel"].tolist() == labels[expect].tolist()
+    assert picked["text"].tolist() == [texts[i] for i in expect]

@@ -31,7 +31,6 @@ from weights2data.diagnostics import (
     truth_gradient_sum,
 )
 from weights2data.errors import UserError
-from weights2data.gradients.closed_form import per_example_gradients, target_direction
 from weights2data.models import load_model, output_matrix
 from weights2data.report.cells import Metric
 from weights2data.report.diagnostics import ordering_check, write_diagnostics
@@ -39,6 +38,7 @@ from weights2data.report.paired import paired_rows
 from weights2data.stats import paired_difference
 from weights2data.train import TrainConfig, balanced_accuracy
 
+from . import oracles
 from .conftest import SENTENCES, save_finetuned_pair
 
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
@@ -83,12 +83,20 @@ def test_balanced_accuracy_by_hand():
     assert math.isnan(balanced_accuracy(np.zeros(0), np.zeros(0)))
 
 
-def test_evaluate_reports_balanced_accuracy(tiny_gpt2, tiny_tokenizer):
+def test_evaluate_reports_the_counted_accuracies(pair, tiny_tokenizer):
     from weights2data.train import evaluate
 
-    cfg = TrainConfig(num_classes=3, max_length=16)
-    out = evaluate(tiny_gpt2, tiny_tokenizer, SENTENCES, LABELS, cfg)
-    assert 0.0 <= out["balanced_acc"] <= 1.0 and "acc" in out
+    final = load_model(pair / "final")
+    labels = np.roll(LABELS, 3)  # not what it learned: some texts right, classes unevenly
+    out = evaluate(final, tiny_tokenizer, SENTENCES, labels, TrainConfig(num_classes=3))
+    logits = oracles.label_logits_alone(final, tiny_tokenizer, SENTENCES, 3, max_length=32)
+    predictions = logits.argmax(-1).numpy()
+    balanced = oracles.balanced_accuracy_by_hand(labels, predictions, 3)
+    assert out["balanced_acc"] == pytest.approx(balanced, rel=1e-12)
+    assert out["acc"] == pytest.approx(np.mean(predictions == labels), rel=1e-12)
+    assert abs(balanced - out["acc"]) > 0.01  # the two accuracies differ on this split
+    expect = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
+    assert out["loss"] == pytest.approx(expect, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- balanced tasks
@@ -153,19 +161,18 @@ def pair(tmp_path_factory, tiny_tokenizer):
 
 
 def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
+    """S_true against per-text gradients from torch.func, Δ against the weights themselves."""
     spec = {"k": 64, "projection": "auto", "checkpoints": 1}
     task = {"dataset": "truth", "type": "classification"}
     total, target = truth_gradient_sum(
         pair / "base", pair / "final", (SENTENCES, LABELS), (spec, task, FINETUNE), 3, 0
     )
     base, final = load_model(pair / "base"), load_model(pair / "final")
-    grads = per_example_gradients(
-        base, tiny_tokenizer, SENTENCES, LABELS, num_classes=3, max_length=16
-    )
-    np.testing.assert_allclose(total[0], grads.double().sum(0).numpy(), rtol=1e-5, atol=1e-6)
-    delta = target_direction(base, final, tokenizer=tiny_tokenizer, num_classes=3)
-    np.testing.assert_allclose(target[0], delta, rtol=1e-6)
-    # two checkpoints: one row each, the same Δ in both
+    grads = oracles.label_gradients(base, tiny_tokenizer, SENTENCES, LABELS, 3)
+    np.testing.assert_allclose(total[0], grads.sum(0), rtol=1e-5, atol=1e-6)
+    delta = oracles.label_delta(base, final, tiny_tokenizer, 3)
+    np.testing.assert_allclose(target[0], delta, rtol=1e-6, atol=1e-8)
+    # two checkpoints: θ0, then halfway to θf; the same Δ in both rows
     total2, target2 = truth_gradient_sum(
         pair / "base",
         pair / "final",
@@ -176,6 +183,10 @@ def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
     )
     assert total2.shape == (2, total.shape[1])
     np.testing.assert_allclose(total2[0], total[0], rtol=1e-6)
+    halfway = oracles.interpolate(base, final, 0.5)
+    grads_half = oracles.label_gradients(halfway, tiny_tokenizer, SENTENCES, LABELS, 3)
+    np.testing.assert_allclose(total2[1], grads_half.sum(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(total2[1], total2[0], rtol=1e-3)
     np.testing.assert_allclose(target2[1], target2[0])
 
 
@@ -338,7 +349,7 @@ def test_ordering_check_counts_disagreements():
     assert (row["agree"], row["seeds"]) == (1, 2)
 
 
-def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
+def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path, tiny_tokenizer):
     from weights2data.data.files import write_dataset
 
     rows = [
@@ -360,12 +371,21 @@ def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path):
     assert main(argv) == 0
     record = json.loads(out.read_text())
     assert record["task"] == "t" and record["num_classes"] == 3 and record["n_true"] == 24
-    assert len(record["cos_truth_delta_per_checkpoint"]) == 2
-    assert record["cos_truth_delta"] == pytest.approx(
-        np.mean(record["cos_truth_delta_per_checkpoint"])
-    )
+    # S_true of the train split under θ0 and halfway to θf, by torch.func; Δ from the weights
+    train = task_splits(table, task, 0, 0)["train"]
+    base, final = load_model(pair / "base"), load_model(pair / "final")
+    delta = oracles.label_delta(base, final, tiny_tokenizer, 3)
+    sums = [
+        oracles.label_gradients(
+            model, tiny_tokenizer, train["text"].tolist(), train["label"].to_numpy(), 3
+        ).sum(0)
+        for model in (base, oracles.interpolate(base, final, 0.5))
+    ]
+    np.testing.assert_allclose(np.load(total), np.stack(sums), rtol=1e-5, atol=1e-6)
+    cosines = [oracles.cosine(s, delta) for s in sums]
+    np.testing.assert_allclose(record["cos_truth_delta_per_checkpoint"], cosines, rtol=1e-5)
+    assert record["cos_truth_delta"] == pytest.approx(sum(cosines) / 2, rel=1e-5)
     assert record["head_body"]["n_eval"] == 12 and 0 <= record["head_body"]["probe_base"] <= 1
-    assert np.load(total).shape == (2, 3 * 32)  # C × (label rows · d)
 
 
 def test_paired_table_files(tmp_path):

@@ -17,6 +17,7 @@ from weights2data.formats import encode_classification, label_token_ids
 from weights2data.models import load_model, output_matrix, save_model
 from weights2data.specs import FinetuneSpec, GradientSpec, RetrainSpec, TaskSpec
 
+from . import oracles
 from .conftest import SENTENCES
 
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 4)
@@ -183,7 +184,7 @@ def _steps(root, spec: GradientSpec, tag: str):
     return codes
 
 
-def test_lora_final_runs_the_steps_end_to_end(lora_pair):
+def test_lora_final_runs_the_steps_end_to_end(lora_pair, tiny_tokenizer):
     spec = GradientSpec(layers="blocks.-1", k=64, batch_size=8)
     assert _steps(lora_pair, spec, "body") == [0, 0, 0, 0]
     meta = json.loads((lora_pair / "store_body" / "meta.json").read_text())
@@ -195,7 +196,17 @@ def test_lora_final_runs_the_steps_end_to_end(lora_pair):
     selection = pd.read_parquet(lora_pair / "sel_body.parquet")
     assert len(selection) == 8 and selection["index"].is_unique
     result = json.loads((lora_pair / "retrain_body.json").read_text())
-    assert result["n_selected"] == 8 and 0 <= result["test_acc"] <= 1
+    assert result["n_selected"] == 8
+    oracle = oracles.retrain_by_hand(
+        lora_pair / "base",
+        tiny_tokenizer,
+        lora_pair / "sel_body.parquet",
+        lora_pair / "task.parquet",
+        (TASK, FINETUNE, RetrainSpec(max_epochs=2, patience=1)),
+    )
+    assert result["best_epoch"] == oracle["best_epoch"]
+    assert result["test_acc"] == pytest.approx(oracle["test_acc"])
+    assert result["test_balanced_acc"] == pytest.approx(oracle["test_balanced_acc"])
 
 
 def test_lora_final_with_the_head_only_names_the_adapted_modules(lora_pair, capsys):

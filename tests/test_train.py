@@ -73,12 +73,17 @@ def test_same_seed_same_weights(tiny_tokenizer):
     assert not torch.equal(a, c)
 
 
-def test_early_stopping_stops(tiny_gpt2, tiny_tokenizer):
-    cfg = _cfg(lr=1e-9, epochs=10, patience=1)  # no progress: stops after 2 epochs
+@pytest.mark.parametrize("patience", [1, 3])
+def test_early_stopping_stops_after_patience_epochs(tiny_gpt2, tiny_tokenizer, patience):
+    # lr 0: no step moves a weight, so no epoch improves on the first one, and training stops
+    # once `patience` epochs in a row have not improved: after epoch 1 + patience exactly
+    cfg = _cfg(lr=0.0, epochs=10, patience=patience)
     _, info = finetune(
         tiny_gpt2, tiny_tokenizer, (TEXTS, LABELS), (TEXTS, LABELS), cfg, 0, progress=False
     )
-    assert len(info["history"]) < 10
+    assert [h["epoch"] for h in info["history"]] == list(range(1, patience + 2))
+    assert info["best_epoch"] == 1
+    assert len({h["loss"] for h in info["history"]}) == 1  # really no progress
 
 
 def test_bad_settings_are_named(tiny_gpt2, tiny_tokenizer):

@@ -78,7 +78,7 @@ def lm_loss(model, batch, reduction="mean"):
     batch = to_device(batch, device_of(model))
     with autocast(batch.input_ids.device):
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    logits = logits.float()
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, f64 kept
     targets, valid = lm_targets(batch)
     per_token = F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
