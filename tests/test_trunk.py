@@ -1,0 +1,73 @@
+"""The frozen trunk's cached outputs and the top run on them: the same states as the full
+model, and a cache that refuses to be read under another key."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from weights2data.errors import UserError
+from weights2data.formats import encode_classification
+from weights2data.models import final_hidden
+from weights2data.trainable import parse_trainable, untie_output
+from weights2data.trunk import CacheKey, read_cache, run_top, trunk_states, write_cache
+
+from .conftest import SENTENCES
+from .test_trainable import _gpt2, _llama
+
+# padded batches with label positions at different places
+TEXTS = [SENTENCES[0], "rain", SENTENCES[3] + " and the stocks fell", SENTENCES[6][:20]]
+
+
+def _batch(tokenizer):
+    batch = encode_classification(tokenizer, TEXTS, 16, "left")
+    assert batch.attention_mask.sum(1).unique().numel() > 1
+    return batch
+
+
+@pytest.mark.parametrize("build", [_llama, _gpt2])
+@pytest.mark.parametrize("regime", ["head", "top:1", "top:3"])
+def test_top_on_cached_states_equals_the_full_model(build, regime, tiny_tokenizer):
+    model = untie_output(build(tiny_tokenizer, tied=False))
+    batch = _batch(tiny_tokenizer)
+    rows = torch.arange(len(TEXTS))
+    full = final_hidden(model, batch.input_ids, batch.attention_mask)[rows, batch.label_pos]
+    states = trunk_states(model, batch.input_ids, batch.attention_mask, parse_trainable(regime))
+    with torch.no_grad():
+        top = run_top(model, states, parse_trainable(regime))[rows, batch.label_pos]
+    torch.testing.assert_close(top, full, rtol=1e-5, atol=1e-6)
+    logits = top @ model.lm_head.weight.T
+    torch.testing.assert_close(logits, full @ model.lm_head.weight.T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [_llama, _gpt2])
+def test_a_bf16_cache_stays_within_its_measured_tolerance(build, tiny_tokenizer):
+    """bf16 keeps 8 bits of mantissa: stored states round at 2^-9 relative, and the top's
+    output moves by about that much: measured 2.0e-3 (Llama) and 1.6e-3 (GPT-2) of the largest
+    state entry; the bound is 5e-3."""
+    model = build(tiny_tokenizer, tied=False)
+    batch, regime = _batch(tiny_tokenizer), parse_trainable("top:1")
+    states = trunk_states(model, batch.input_ids, batch.attention_mask, regime)
+    with torch.no_grad():
+        exact = run_top(model, states, regime)
+        rounded = run_top(model, states.to(torch.bfloat16).float(), regime)
+    rows = torch.arange(len(TEXTS))
+    a, b = exact[rows, batch.label_pos], rounded[rows, batch.label_pos]
+    assert float((a - b).abs().max() / a.abs().max()) <= 5e-3
+
+
+def test_the_cache_refuses_another_key(tmp_path):
+    key = CacheKey(base="abc123", regime="top:1", max_length=64, truncate="left", dtype="float32")
+    tensors = {"states": torch.randn(3, 5, 4), "label_pos": torch.tensor([4, 2, 1])}
+    write_cache(tmp_path / "c.safetensors", tensors, key)
+    back = read_cache(tmp_path / "c.safetensors", key)
+    assert torch.equal(back["states"], tensors["states"])
+    for field, value in (("base", "ffff"), ("max_length", 32), ("truncate", "right")):
+        other = CacheKey(**{**key.__dict__, field: value})
+        with pytest.raises(UserError, match=f"built with {field} = .*rebuild it"):
+            read_cache(tmp_path / "c.safetensors", other)
+    with pytest.raises(UserError, match="does not exist"):
+        read_cache(tmp_path / "missing.safetensors", key)
+    (tmp_path / "bad.safetensors").write_bytes(b"no")
+    with pytest.raises(UserError, match="unreadable"):
+        read_cache(tmp_path / "bad.safetensors", key)
