@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +25,21 @@ def _wait_for(path: Path, seconds: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"the warm server made no socket at {path}")
         time.sleep(0.2)
+
+
+def _end_server(path: Path, seconds: float = 30.0) -> None:
+    """End exactly the server of the socket at ``path``, by its pid, and wait until it is gone."""
+    pid = warm.server_pid(path)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while warm.server_pid(path) is not None:  # its lock is released only when it exits
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the warm server {pid} did not end on SIGTERM")
+        time.sleep(0.2)
+    with contextlib.suppress(ChildProcessError):  # warm.run started it from this process: reap
+        os.waitpid(pid, 0)
 
 
 @pytest.fixture
@@ -71,8 +88,10 @@ def test_without_a_server_the_command_runs_here_and_starts_one(tmp_path, monkeyp
     try:
         _wait_for(path)
         assert warm.run(["dataset", "--help"]) == 0
+        pid = warm.server_pid(path)  # the server of exactly this socket
+        assert pid is not None and str(path) in Path(f"/proc/{pid}/cmdline").read_text().split("\0")
     finally:
-        subprocess.run(["pkill", "-f", f"weights2data.warm {path}"], check=False)
+        _end_server(path)
 
 
 def test_a_server_is_per_environment(tmp_path, monkeypatch):

@@ -204,6 +204,20 @@ def stop() -> int:
     return stopped
 
 
+def server_pid(path: Path) -> int | None:
+    """The pid of the live server of the socket at ``path``, or None when there is none.
+
+    A server writes its pid into ``<path>.lock`` once it holds the lock on it, and the lock is
+    released only when it exits, so a held lock means that pid is still running.
+    """
+    lock = Path(f"{path}.lock")
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and _held(lock) else None
+
+
 def _held(lock: Path) -> bool:
     try:
         with open(lock) as fh:
