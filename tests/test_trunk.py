@@ -57,12 +57,13 @@ def test_a_bf16_cache_stays_within_its_measured_tolerance(build, tiny_tokenizer)
 
 
 def test_the_cache_refuses_another_key(tmp_path):
-    key = CacheKey(base="abc123", regime="top:1", max_length=64, truncate="left", dtype="float32")
+    key = CacheKey("abc123", "top:1", "classification", 64, "left", "float32")
     tensors = {"states": torch.randn(3, 5, 4), "label_pos": torch.tensor([4, 2, 1])}
     write_cache(tmp_path / "c.safetensors", tensors, key)
-    back = read_cache(tmp_path / "c.safetensors", key)
+    back, stored = read_cache(tmp_path / "c.safetensors", key)
+    assert stored == key.__dict__
     assert torch.equal(back["states"], tensors["states"])
-    for field, value in (("base", "ffff"), ("max_length", 32), ("truncate", "right")):
+    for field, value in (("trunk", "ffff"), ("max_length", 32), ("encoding", "sft")):
         other = CacheKey(**{**key.__dict__, field: value})
         with pytest.raises(UserError, match=f"built with {field} = .*rebuild it"):
             read_cache(tmp_path / "c.safetensors", other)

@@ -41,13 +41,21 @@ def load_model(
     A PEFT adapter folder is loaded merged over its base (``base``, else the adapter's own
     ``base_model_name_or_path``): see ``weights2data.adapters``.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from .adapters import adapter_base, is_adapter_folder, load_adapter_model
+    from .trunk_cache import attach_active
 
     if is_adapter_folder(path):
-        base_model = load_model(adapter_base(path, base), dtype, device)
-        return load_adapter_model(path, base_model)
+        base_model = _load_folder(adapter_base(path, base), dtype, device)
+        model = load_adapter_model(path, base_model)
+    else:
+        model = _load_folder(path, dtype, device)
+    attach_active(model, path)
+    return model
+
+
+def _load_folder(path: str | Path, dtype: torch.dtype, device: torch.device | None):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     folder = _require_hf_folder(path)
     try:
         config = fast_gelu(AutoConfig.from_pretrained(folder, trust_remote_code=False))
@@ -123,9 +131,20 @@ def output_matrix(model) -> torch.Tensor:
 def final_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Hidden states after the final norm (B×T×d): the input of the output matrix.
 
-    The body runs under bf16 autocast on a capable GPU; the states come back in the model's
-    dtype, so the head and the closed-form gradients are computed in full precision.
+    Every step's forward pass goes through here: a model with a trunk cache attached
+    (``weights2data.trunk_cache``) reads its frozen trunk's states from the cache and runs only
+    its top; any other model runs whole (``body_hidden``).
     """
+    attached = getattr(model, "_w2d_trunk", None)
+    if attached is not None:
+        return attached.final_states(model, input_ids, attention_mask)
+    return body_hidden(model, input_ids, attention_mask)
+
+
+def body_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The whole body's final states. It runs under bf16 autocast on a capable GPU; the states
+    come back in the model's dtype, so the head and the closed-form gradients are computed in
+    full precision."""
     weight = output_matrix(model)
     with autocast(weight.device):
         out = model.base_model(input_ids=input_ids, attention_mask=attention_mask)

@@ -78,8 +78,12 @@ def classification_loss(model, batch, labels, label_ids, loss: str, reduction="m
 def lm_loss(model, batch, reduction="mean"):
     """Next-token cross-entropy; ``reduction='sum'`` returns (total, token count)."""
     batch = to_device(batch, device_of(model))
-    with autocast(batch.input_ids.device):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    if getattr(model, "_w2d_trunk", None) is not None:  # the top on cached trunk states
+        hidden = final_hidden(model, batch.input_ids, batch.attention_mask)
+        logits = hidden @ output_matrix(model).T
+    else:
+        with autocast(batch.input_ids.device):
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, f64 kept
     targets, valid = lm_targets(batch)
     per_token = F.cross_entropy(

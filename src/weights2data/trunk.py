@@ -13,6 +13,7 @@ base, regime, length or truncation is refused with the field that differs, never
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_path
 from .errors import UserError
-from .models import final_hidden
-from .trainable import Regime, blocks_of, final_norm
+from .models import body_hidden
+from .trainable import Regime, blocks_of, final_norm, top_modules
 
 
 class _Reached(Exception):
@@ -37,7 +38,7 @@ def trunk_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, r
     if not regime.freezes:
         raise UserError("trainable: all has no frozen trunk to cache.")
     if regime.top == 0:
-        return final_hidden(model, input_ids, attention_mask)
+        return body_hidden(model, input_ids, attention_mask)
     blocks = blocks_of(model)
     first = blocks[len(blocks) - regime.top]
     seen: dict[str, torch.Tensor] = {}
@@ -83,11 +84,28 @@ def run_top(model, states: torch.Tensor, regime: Regime) -> torch.Tensor:
 class CacheKey:
     """What a cache was computed with; reading it under any other key is refused."""
 
-    base: str  # the base's weights fingerprint
+    trunk: str  # fingerprint of the frozen trunk's weights (trunk_fingerprint)
     regime: str
+    encoding: str  # classification (text tokens, label appended) or sft (start token + text)
     max_length: int
     truncate: str
     dtype: str
+
+
+def trunk_parameters(model, regime: Regime) -> list[tuple[str, torch.Tensor]]:
+    """The named parameters below the top: what a frozen-regime finetune never changes."""
+    top = {id(p) for module in top_modules(model, regime) for p in module.parameters()}
+    return [(name, p) for name, p in model.named_parameters() if id(p) not in top]
+
+
+def trunk_fingerprint(model, regime: Regime) -> str:
+    """SHA-256 over the trunk's parameter names and bytes: equal in a base and every finetune of
+    it under ``regime``, different for any other base."""
+    digest = hashlib.sha256(regime.name.encode())
+    for name, param in trunk_parameters(model, regime):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def write_cache(path: str | Path, tensors: dict[str, torch.Tensor], key: CacheKey) -> None:
@@ -97,8 +115,11 @@ def write_cache(path: str | Path, tensors: dict[str, torch.Tensor], key: CacheKe
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
 
-def read_cache(path: str | Path, expected: CacheKey) -> dict[str, torch.Tensor]:
-    """The cached tensors, once their key matches ``expected`` field by field."""
+def read_cache(
+    path: str | Path, expected: CacheKey | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """The cached tensors and their key, once the key matches ``expected`` field by field
+    (None: any key)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"trunk cache {str(path)!r} does not exist; build it with its rule first.")
@@ -110,10 +131,10 @@ def read_cache(path: str | Path, expected: CacheKey) -> dict[str, torch.Tensor]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError) as exc:
         raise UserError(f"trunk cache {str(path)!r} is unreadable ({exc}); delete it.") from exc
-    for name, want in dataclasses.asdict(expected).items():
+    for name, want in dataclasses.asdict(expected).items() if expected else ():
         if stored.get(name) != want:
             raise UserError(
                 f"trunk cache {str(path)!r} was built with {name} = {stored.get(name)!r}, "
                 f"not {want!r}; rebuild it (delete the file and rerun)."
             )
-    return tensors
+    return tensors, stored
