@@ -46,6 +46,7 @@ STEPS = (
     Step("dataset", "models", "build a normalized dataset table (parquet)"),
     Step("pretrain", "models", "make the base model (pretrain or import)"),
     Step("finetune", "models", "train an expert (final) model on a task"),
+    Step("trunk-cache", "models", "the frozen trunk's outputs for every text of a dataset"),
     Step("pool", "select", "draw the seed pool of one seed from a dataset table"),
     Step("autolabel", "select", "pseudolabel the pool with the final model"),
     Step("gradient-store", "select", "per-example last-layer gradients of the pool"),
@@ -174,6 +175,20 @@ def step_args(step: Step, namespace: argparse.Namespace) -> Any:
     return cls(**values)
 
 
+def _run(step: Step, args: Any) -> str | None:
+    """The step, with its trunk caches in use for every model it loads (none: none)."""
+    caches = getattr(args, "trunk_cache", ())
+    if not caches:
+        return step.function()(args)
+    from .trunk_cache import activate
+
+    activate(caches)
+    try:
+        return step.function()(args)
+    finally:
+        activate([])
+
+
 def main(argv: list[str] | None = None) -> int:
     started, since = time.perf_counter(), time.time()
     namespace = build_parser().parse_args(argv)
@@ -184,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
-        summary = step.function()(args)
+        summary = _run(step, args)
         if summary:
             print(summary)
         from .provenance import write_sidecars  # here: outside every step's code fingerprint

@@ -27,7 +27,27 @@ TEMPLATES = {
     "truth_embeddings": "data/embeddings/truth/{task}/{seed}.npy",
     "regime": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
     "regime_sum": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
+    "trunk": "data/trunk/{base}/{dataset}/{trunk}.safetensors",
 }
+
+# a trunk cache's name: its regime, encoding, length, truncation and storage dtype
+TRUNK_FIELDS = ("regime", "encoding", "max_length", "truncate", "dtype")
+
+
+def trunk_name(regime: str, encoding: str, max_length: int, truncate: str, dtype: str) -> str:
+    """e.g. ``top1.classification.32.left.float32`` (no ':' in a file name)."""
+    return ".".join([regime.replace(":", ""), encoding, str(max_length), truncate, dtype])
+
+
+def trunk_spec(name: str) -> dict:
+    """The fields of a trunk cache name, back as the ``trunk-cache`` step's spec."""
+    parts = name.split(".")
+    if len(parts) != len(TRUNK_FIELDS):
+        raise ValueError(f"{name!r} is not a trunk cache name ({'.'.join(TRUNK_FIELDS)})")
+    spec = dict(zip(TRUNK_FIELDS, parts, strict=True))
+    spec["regime"] = spec["regime"].replace("top", "top:")
+    spec["max_length"] = int(spec["max_length"])
+    return spec
 
 
 def path_of(kind: str, **coordinates: object) -> str:

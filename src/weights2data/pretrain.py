@@ -37,6 +37,9 @@ class PretrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     eval_batches: int = 20
+    # save with an output layer of its own (a copy of the tied embedding, same function), so a
+    # head or top:N finetune can freeze everything below it
+    untie: bool = False
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -149,6 +152,10 @@ def pretrain_gpt2(
         "val_perplexity_at_init": ppl_before,
         "vocab_size": len(tokenizer),
     }
+    if cfg.untie:
+        from .trainable import untie_output
+
+        untie_output(model)
     save_model(model, tokenizer, out, extra=report)
     return report
 

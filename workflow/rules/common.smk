@@ -6,7 +6,7 @@ from pathlib import Path
 from weights2data.ablation_steps import variant_name
 from weights2data.codeprint import step_fingerprint
 from weights2data.config import check_references, task_finetune
-from weights2data.paths import TEMPLATES as PATHS, path_of
+from weights2data.paths import TEMPLATES as PATHS, path_of, trunk_name, trunk_spec
 from weights2data.strategies import NEEDS_STORE
 
 check_references(config)
@@ -182,6 +182,7 @@ def gradient_inputs(wildcards):
         "final": path_of("expert", **wildcards),
         "labels": path_of("labels", **wildcards),
         "dataset": task_dataset(wildcards),
+        "trunk": trunk_caches(wildcards),
     }
 
 
@@ -387,3 +388,45 @@ def optimizer_derived_tasks():
 # itself is never changed, so what a function sees does not depend on the include order).
 DERIVED_TASKS = {name: optimizer_task() for name in optimizer_derived_tasks()}
 TASKS = {**config["tasks"], **optimizer_derived_tasks()}
+
+
+def task_trunk(task):
+    """The name of a task's trunk caches, or None when its finetune trains everything."""
+    finetune = finetune_of(task)
+    regime = finetune.get("trainable", "all")
+    if regime == "all":
+        return None
+    return trunk_name(
+        regime,
+        TASKS[task]["type"],
+        finetune["max_length"],
+        finetune["truncate"],
+        config["trunk_cache"]["dtype"],
+    )
+
+
+def pool_datasets(pool):
+    """The datasets a pool's texts come from (a leaked pool: the main pool's and the task's)."""
+    if pool in config["datasets"]:
+        return [pool]
+    return [POOL] if pool.startswith("leak_") else []
+
+
+def trunk_caches(wildcards):
+    """The trunk caches a model step reads: of the task's dataset and of the pool's, under the
+    task's regime; none when the task's finetune trains everything."""
+    name = task_trunk(wildcards.task)
+    if name is None:
+        return []
+    datasets = [TASKS[wildcards.task]["dataset"]]
+    if "pool" in wildcards.keys():
+        datasets += pool_datasets(wildcards.pool)
+    return [
+        path_of("trunk", base=wildcards.base, dataset=d, trunk=name)
+        for d in dict.fromkeys(datasets)
+    ]
+
+
+def trunk_flag(wildcards, input):
+    """``--trunk-cache …`` for a step whose task has caches, else nothing."""
+    return f"--trunk-cache {' '.join(input.trunk)}" if input.trunk else ""

@@ -18,6 +18,7 @@ rule regime:
         base=PATHS["base"],
         final=PATHS["expert"],
         dataset=task_dataset,
+        trunk=trunk_caches,
     output:
         json=PATHS["regime"],
         sum=PATHS["regime_sum"],
@@ -37,11 +38,12 @@ rule regime:
         spec=lambda w: as_json(gradient_spec(w.grad)),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],
+        trunk=trunk_flag,
     shell:
         "weights2data regime --base {input.base} --final {input.final} "
         "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
         "--spec {params.spec} --seed {wildcards.seed} --split-seed {params.split_seed} "
-        "--keys {params.run_keys} --threads {threads} --out {output.json} "
+        "--keys {params.run_keys} {params.trunk} --threads {threads} --out {output.json} "
         "--sum-out {output.sum} > {log} 2>&1"
 
 

@@ -3,6 +3,7 @@ rule retrain:
         base=PATHS["base"],
         selection=PATHS["selections"],
         dataset=task_dataset,
+        trunk=trunk_caches,
     output:
         PATHS["retrain"],
     log:
@@ -21,11 +22,13 @@ rule retrain:
         retrain=as_json(config["retrain"]),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],
+        trunk=trunk_flag,
     shell:
         "weights2data retrain --base {input.base} --selection {input.selection} "
         "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
         "--retrain {params.retrain} --keys {params.run_keys} --seed {wildcards.seed} "
-        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+        "--split-seed {params.split_seed} {params.trunk} --threads {threads} "
+        "--out {output} > {log} 2>&1"
 
 
 rule embed_pool:

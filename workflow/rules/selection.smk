@@ -22,6 +22,7 @@ rule autolabel:
         final=PATHS["expert"],
         pool=PATHS["pool"],
         dataset=task_dataset,
+        trunk=trunk_caches,
     output:
         PATHS["labels"],
     log:
@@ -38,10 +39,12 @@ rule autolabel:
         task=lambda w: as_json(task_spec(w)),
         finetune=lambda w: as_json(finetune_of(w.task)),
         batch=SEL["label_batch_size"],
+        trunk=trunk_flag,
     shell:
         "weights2data autolabel --final {input.final} --pool {input.pool} "
         "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
-        "--batch-size {params.batch} --threads {threads} --out {output} > {log} 2>&1"
+        "--batch-size {params.batch} {params.trunk} --threads {threads} --out {output} "
+        "> {log} 2>&1"
 
 
 # One job per pool, or (selection.shards > 1) one per shard and a gather job that joins
@@ -70,10 +73,12 @@ if SHARDS == 1:
             task=lambda w: as_json(task_spec(w)),
             finetune=lambda w: as_json(finetune_of(w.task)),
             spec=lambda w: as_json(gradient_spec(w.grad)),
+            trunk=trunk_flag,
         shell:
             "weights2data gradient-store --base {input.base} --final {input.final} "
             "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
             "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+            "{params.trunk} "
             "--threads {threads} --out {output} > {log} 2>&1"
 
 else:
@@ -99,11 +104,13 @@ else:
             task=lambda w: as_json(task_spec(w)),
             finetune=lambda w: as_json(finetune_of(w.task)),
             spec=lambda w: as_json(gradient_spec(w.grad)),
+            trunk=trunk_flag,
             shards=SHARDS,
         shell:
             "weights2data gradient-store --base {input.base} --final {input.final} "
             "--labels {input.labels} --dataset {input.dataset} --task {params.task} "
             "--finetune {params.finetune} --spec {params.spec} --seed {wildcards.seed} "
+            "{params.trunk} "
             "--shard {wildcards.shard} --shards {params.shards} --threads {threads} "
             "--out {output} > {log} 2>&1"
 

@@ -36,6 +36,12 @@ def threads() -> Any:
     return arg(2, help="torch threads")
 
 
+def trunk_caches() -> Any:
+    """The trunk caches a model step reads its frozen trunk from (``weights2data.trunk_cache``):
+    every model it loads with their trunk runs only its top."""
+    return arg((), help="trunk cache files (safetensors) of the datasets this step reads")
+
+
 def fraction(text: str) -> float:
     """A share in [0, 1]."""
     import argparse

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, GradientSpec, TaskSpec
-from .args import arg, threads
+from .args import arg, threads, trunk_caches
 
 # The store spec `diagnose` uses for cos(S_true, Δ): the pipeline's default (exact C×d rows).
 DIAGNOSE_SPEC = GradientSpec()
@@ -26,6 +26,7 @@ class RegimeArgs:
     seed: int = arg()
     split_seed: int = arg(0)
     keys: dict = arg({})
+    trunk_cache: tuple[Path, ...] = trunk_caches()
     threads: int = threads()
     out: Path = arg(help="JSON of the diagnostics")
     sum_out: Path = arg(help=".npy of S_true (C×D)")

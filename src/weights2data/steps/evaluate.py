@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, RetrainSpec, TaskSpec
-from .args import arg, threads
+from .args import arg, threads, trunk_caches
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +20,7 @@ class RetrainArgs:
     keys: dict = arg({}, help="labels stored with the result")
     seed: int = arg()
     split_seed: int = arg(0)
+    trunk_cache: tuple[Path, ...] = trunk_caches()
     threads: int = threads()
     out: Path = arg()
 

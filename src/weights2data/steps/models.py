@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, TaskSpec
-from .args import arg, threads
+from .args import arg, threads, trunk_caches
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +57,7 @@ class FinetuneArgs:
     finetune: FinetuneSpec = arg(help="finetune settings")
     seed: int = arg()
     split_seed: int = arg(0)
+    trunk_cache: tuple[Path, ...] = trunk_caches()
     threads: int = threads()
     out: Path = arg(help="output model folder")
     metrics: Path = arg(help="output metrics JSON")
@@ -77,3 +78,45 @@ def finetune(args: FinetuneArgs) -> str:
     )
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")}
     return f"expert seed {args.seed}: {shown}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrunkCacheArgs:
+    base: Path = arg(help="base model folder")
+    dataset: Path = arg(help="dataset parquet: every text of it is cached")
+    spec: dict = arg(
+        help='{"regime": "top:1", "encoding": "classification", "max_length": 32, '
+        '"truncate": "left", "dtype": "float32"}'
+    )
+    batch_size: int = arg(32)
+    threads: int = threads()
+    out: Path = arg(help="output cache file (safetensors)")
+
+
+def trunk_cache(args: TrunkCacheArgs) -> str:
+    """The frozen trunk's outputs for every text of a dataset, computed once (trainable: head or
+    top:N), for every later step that runs a model on these texts."""
+    from ..data.files import read_dataset
+    from ..errors import UserError
+    from ..models import load_model, load_tokenizer
+    from ..trainable import parse_trainable
+    from ..trunk_cache import Encoding, save_cache
+
+    spec = dict(args.spec)
+    unknown = set(spec) - {"regime", "encoding", "max_length", "truncate", "dtype"}
+    if unknown or "regime" not in spec or "encoding" not in spec:
+        raise UserError(
+            f"--spec needs regime and encoding (and max_length, truncate, dtype); "
+            f"got {sorted(spec)}."
+        )
+    dtype = spec.get("dtype", "float32")
+    if dtype not in ("float32", "bfloat16"):
+        raise UserError(f"a trunk cache is stored as float32 or bfloat16, not {dtype!r}.")
+    regime = parse_trainable(spec["regime"])
+    encoding = Encoding(spec["encoding"], spec.get("max_length", 32), spec.get("truncate", "left"))
+    texts = read_dataset(args.dataset)["text"].tolist()
+    model, tokenizer = load_model(args.base), load_tokenizer(args.base)
+    specs = (regime, encoding, dtype)
+    key = save_cache(model, tokenizer, texts, specs, args.out, batch_size=args.batch_size)
+    size = args.out.stat().st_size / 2**20
+    return f"trunk cache {key.regime} of {len(texts)} texts: {size:.1f} MiB -> {args.out}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, GradientSpec, TaskSpec
-from .args import arg, threads
+from .args import arg, threads, trunk_caches
 
 
 def _strategies() -> tuple[str, ...]:
@@ -53,6 +53,7 @@ class AutolabelArgs:
     task: TaskSpec = arg(help="the config's tasks.<name>")
     finetune: FinetuneSpec = arg(help="the task's finetune settings")
     batch_size: int = arg(64)
+    trunk_cache: tuple[Path, ...] = trunk_caches()
     threads: int = threads()
     out: Path = arg()
 
@@ -90,6 +91,7 @@ class GradientStoreArgs:
     seed: int = arg()
     shard: int = arg(0, help="which shard to write (0-based)")
     shards: int | None = arg(None, help="write one shard of this many (default: whole)")
+    trunk_cache: tuple[Path, ...] = trunk_caches()
     threads: int = threads()
     out: Path = arg()
 

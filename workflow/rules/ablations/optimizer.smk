@@ -13,6 +13,7 @@ rule retrain_optimizer:
         base=PATHS["base"],
         selection=PATHS["selections"],
         dataset=task_dataset,
+        trunk=trunk_caches,
     output:
         PATHS["retrain_optimizer"],
     log:
@@ -33,11 +34,13 @@ rule retrain_optimizer:
         retrain=as_json(config["retrain"]),
         run_keys=lambda w: as_json(dict(w.items())),
         split_seed=config["split_seed"],
+        trunk=trunk_flag,
     shell:
         "weights2data retrain --base {input.base} --selection {input.selection} "
         "--dataset {input.dataset} --task {params.task} --finetune {params.finetune} "
         "--retrain {params.retrain} --keys {params.run_keys} --seed {wildcards.seed} "
-        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+        "--split-seed {params.split_seed} {params.trunk} --threads {threads} "
+        "--out {output} > {log} 2>&1"
 
 
 register_ablation(

