@@ -4,7 +4,7 @@
 # as up to date instead of retraining experts or rebuilding gradient stores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for folder in data/datasets data/models/base data/models/expert data/metrics/expert \
+for folder in data/datasets data/models/base data/trunk data/models/expert data/metrics/expert \
     data/pools data/labels data/gradients; do
     if [ -e "$folder" ]; then
         find "$folder" -exec touch {} +

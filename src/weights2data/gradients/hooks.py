@@ -162,6 +162,14 @@ def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch
             seed = torch.zeros_like(inputs.full)
             seed[inputs.example, inputs.time] = at_state
             inputs.full.backward(seed)
+    unrun = [name for name in space.choice.modules if name not in capture.inputs]
+    if unrun:
+        raise UserError(
+            f"layer {unrun[0]} did not run: it lies in the frozen trunk, whose states come from "
+            "a trunk cache (finetune.trainable head / top:N), and a frozen layer has no "
+            "direction to select toward. Choose the head or layers within the trained top "
+            "(blocks.-1 for top:1)."
+        )
     parts = [] if head is None else [head]
     real = inputs.mask.bool()
     example = torch.arange(n, device=real.device)[:, None].expand_as(real)[real]
