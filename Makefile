@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metric_startup.py
 	$(BIN)/python benchmarks/bench_base_step.py
 	$(BIN)/python benchmarks/bench_job_overhead.py
+	$(BIN)/python benchmarks/bench_trunk.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

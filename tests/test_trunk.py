@@ -72,3 +72,32 @@ def test_the_cache_refuses_another_key(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"no")
     with pytest.raises(UserError, match="unreadable"):
         read_cache(tmp_path / "bad.safetensors", key)
+
+
+@pytest.mark.parametrize("build", [_llama, _gpt2])
+@pytest.mark.parametrize("regime", ["top:1", "top:2"])
+def test_the_last_block_at_the_label_position_alone(build, regime, tiny_tokenizer):
+    """Query, output projection and MLP of the last block at the label position only (keys
+    and values at every position): the same label-position states as the whole block."""
+    from weights2data.top_block import block_at
+    from weights2data.trainable import blocks_of
+
+    model = build(tiny_tokenizer, tied=False)
+    batch, parsed = _batch(tiny_tokenizer), parse_trainable(regime)
+    states = trunk_states(model, batch.input_ids, batch.attention_mask, parsed)
+    rows = torch.arange(len(TEXTS))
+    with torch.no_grad():
+        whole = run_top(model, states, parsed)[rows, batch.label_pos]
+        alone = run_top(model, states, parsed, batch.label_pos)
+    torch.testing.assert_close(alone[rows, batch.label_pos], whole, rtol=1e-5, atol=1e-6)
+    others = torch.ones(alone.shape[:2], dtype=torch.bool)
+    others[rows, batch.label_pos] = False
+    assert not alone[others].any()  # nothing else was computed
+    # dropout in training, or hooks on the block: the whole block runs instead
+    last = blocks_of(model)[-1]
+    if build is _gpt2:
+        assert block_at(last.train(), states, batch.label_pos) is None
+    last.eval()
+    handle = last.register_forward_hook(lambda *a: None)
+    assert block_at(last, states, batch.label_pos, None) is None
+    handle.remove()

@@ -47,6 +47,7 @@ STEPS = (
     Step("pretrain", "models", "make the base model (pretrain or import)"),
     Step("finetune", "models", "train an expert (final) model on a task"),
     Step("trunk-cache", "models", "the frozen trunk's outputs for every text of a dataset"),
+    Step("export", "models", "any final (top folder, adapter) as a full Hugging Face folder"),
     Step("pool", "select", "draw the seed pool of one seed from a dataset table"),
     Step("autolabel", "select", "pseudolabel the pool with the final model"),
     Step("gradient-store", "select", "per-example last-layer gradients of the pool"),

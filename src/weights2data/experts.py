@@ -10,9 +10,11 @@ import pandas as pd
 from .atomic import write_json
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
+from .finals import save_top
 from .models import load_model, load_tokenizer, save_model
 from .specs import FinetuneSpec, TaskSpec, as_dict, parse_spec
 from .train import TrainConfig, evaluate, finetune
+from .trainable import parse_trainable
 
 
 def train_config(
@@ -65,6 +67,9 @@ def train_expert(
     if cfg.task_type == "classification":
         majority = int(np.bincount(splits["train"]["label"]).argmax())
         metrics["majority_rate"] = float((splits["test"]["label"] == majority).mean())
-    save_model(model, tokenizer, out_model, extra={"metrics": metrics})
+    if parse_trainable(cfg.trainable).freezes:  # the base plus what the finetune changed
+        save_top(model, load_model(base_dir), tokenizer, out_model, base_dir, {"metrics": metrics})
+    else:
+        save_model(model, tokenizer, out_model, extra={"metrics": metrics})
     write_json(out_metrics, metrics)
     return metrics

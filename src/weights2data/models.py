@@ -39,14 +39,18 @@ def load_model(
     ``device`` (default: ``compute_device()``, i.e. CUDA when present).
 
     A PEFT adapter folder is loaded merged over its base (``base``, else the adapter's own
-    ``base_model_name_or_path``): see ``weights2data.adapters``.
+    ``base_model_name_or_path``): see ``weights2data.adapters``; a folder of only the tensors a
+    head / top:N finetune changed, over the base it names (``weights2data.finals``).
     """
     from .adapters import adapter_base, is_adapter_folder, load_adapter_model
+    from .finals import apply_top, is_top_folder, top_base
     from .trunk_cache import attach_active
 
     if is_adapter_folder(path):
         base_model = _load_folder(adapter_base(path, base), dtype, device)
         model = load_adapter_model(path, base_model)
+    elif is_top_folder(path):  # a head / top:N final saved as what changed over its base
+        model = apply_top(_load_folder(top_base(path, base), dtype, device), path)
     else:
         model = _load_folder(path, dtype, device)
     attach_active(model, path)

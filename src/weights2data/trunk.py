@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_path
 from .errors import UserError
 from .models import body_hidden
+from .top_block import block_at
 from .trainable import Regime, blocks_of, final_norm, top_modules
 
 
@@ -57,11 +58,15 @@ def trunk_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, r
     return seen["states"]
 
 
-def run_top(model, states: torch.Tensor, regime: Regime) -> torch.Tensor:
+def run_top(
+    model, states: torch.Tensor, regime: Regime, at: torch.Tensor | None = None
+) -> torch.Tensor:
     """The final normalised states (B×T×d) from cached trunk states, through the top blocks.
 
     Right padding means a real position attends only to real positions under the causal mask
-    alone, so no padding mask is needed for the positions a loss reads.
+    alone, so no padding mask is needed for the positions a loss reads. ``at`` (B): the only
+    position per text a loss will read (a classification label); the last block then runs at
+    that position alone where it can (``top_block``), and the other rows are left zero.
     """
     if regime.top == 0:
         return states
@@ -74,10 +79,19 @@ def run_top(model, states: torch.Tensor, regime: Regime) -> torch.Tensor:
         positions = torch.arange(width, device=states.device)[None]
         options.update(position_ids=positions, position_embeddings=rotary(states, positions))
     hidden = states
-    for block in blocks[len(blocks) - regime.top :]:
+    top = blocks[len(blocks) - regime.top :]
+    for block in top[:-1]:
         out = block(hidden, **options)
         hidden = out[0] if isinstance(out, tuple) else out
-    return final_norm(model)(hidden)
+    if at is not None:
+        last = block_at(top[-1], hidden, at, options.get("position_embeddings"))
+        if last is not None:
+            rows = torch.arange(len(at), device=states.device)
+            final = torch.zeros_like(hidden)
+            final[rows, at] = final_norm(model)(last)
+            return final
+    out = top[-1](hidden, **options)
+    return final_norm(model)(out[0] if isinstance(out, tuple) else out)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ cache's fingerprint: a base and every finetune of it under the cache's regime.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,20 @@ def last_only(regime: Regime, encoding: Encoding) -> bool:
     return regime.top == 0 and encoding.kind == "classification"
 
 
+def _trunk_precision(device: torch.device, dtype: str):
+    """A bfloat16 cache is also computed under bf16 autocast (2.6x the float32 tokens/s of
+    SmolLM2's trunk on a 2-core Xeon with AMX, benchmarks/bench_trunk.py); float32 is exact."""
+    if dtype == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @torch.no_grad()
 def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: int = 32):
     """The trunk's outputs for every distinct encoded text: tensors and their key.
 
-    ``specs`` = (regime, encoding, storage dtype). Texts are run longest first in batches of
+    ``specs`` = (regime, encoding, dtype: float32, or bfloat16 computed under bf16 autocast
+    and stored so). Texts are run longest first in batches of
     similar length, so padding costs little; each distinct token sequence is run once.
     """
     regime, encoding, dtype = specs
@@ -78,7 +88,9 @@ def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: in
         for j, i in enumerate(chunk):
             ids[j, : len(rows[i])] = torch.from_numpy(rows[i])
             mask[j, : len(rows[i])] = 1
-        states = trunk_states(model, ids.to(device), mask.to(device), regime).float().cpu()
+        with _trunk_precision(device, dtype):
+            states = trunk_states(model, ids.to(device), mask.to(device), regime)
+        states = states.float().cpu()
         for j, i in enumerate(chunk):
             n = len(rows[i])
             parts[i] = states[j, n - 1 : n] if last else states[j, :n]
@@ -138,6 +150,7 @@ class Attached:
 
     def __init__(self, caches: list[TrunkCache]) -> None:
         self.caches, self.regime = caches, caches[0].regime
+        self.classification = caches[0].key.encoding == "classification"
 
     def __deepcopy__(self, memo) -> Attached:
         return self
@@ -161,7 +174,11 @@ class Attached:
         return out.to(input_ids.device)
 
     def final_states(self, model, input_ids, attention_mask) -> torch.Tensor:
-        return run_top(model, self.lookup(input_ids, attention_mask), self.regime)
+        """Classification reads the last real position (the label's) only: the top's last
+        block then runs there alone; an SFT loss reads every position."""
+        states = self.lookup(input_ids, attention_mask)
+        at = attention_mask.sum(1) - 1 if self.classification else None
+        return run_top(model, states, self.regime, at)
 
 
 def attach(model, caches: Sequence[TrunkCache]) -> bool:

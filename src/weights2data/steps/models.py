@@ -120,3 +120,21 @@ def trunk_cache(args: TrunkCacheArgs) -> str:
     key = save_cache(model, tokenizer, texts, specs, args.out, batch_size=args.batch_size)
     size = args.out.stat().st_size / 2**20
     return f"trunk cache {key.regime} of {len(texts)} texts: {size:.1f} MiB -> {args.out}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportArgs:
+    final: Path = arg(help="a final model folder: full, a top folder, or a PEFT adapter folder")
+    base: Path | None = arg(None, help="the base a top or adapter folder completes")
+    out: Path = arg(help="output: a full Hugging Face folder (safetensors)")
+
+
+def export(args: ExportArgs) -> str:
+    """Any final as a full Hugging Face folder, for tools that know nothing of top folders."""
+    from ..models import load_model, load_tokenizer, save_model
+
+    model = load_model(args.final, device=None, base=args.base)
+    tokenizer = load_tokenizer(args.final, base=args.base)
+    save_model(model.cpu(), tokenizer, args.out)
+    size = sum(f.stat().st_size for f in args.out.glob("*.safetensors")) / 2**20
+    return f"export: {size:.0f} MiB of weights -> {args.out}"
