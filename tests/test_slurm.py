@@ -95,3 +95,22 @@ def test_smoke_profile_runs_on_single_node_slurm(tmp_path):
             timeout=120,
             check=False,
         )
+
+
+def test_every_gpu_rule_follows_the_slurm_gpu_setting():
+    """A rule with `resources: gpu=1` that the profile does not list would ask sbatch for a GPU
+    even with W2D_SLURM_GPUS=0, and fail on a cluster without one."""
+    import re
+
+    import yaml
+
+    rules = ROOT / "workflow" / "rules"
+    gpu_rules = set()
+    for path in sorted(rules.rglob("*.smk")):
+        for block in re.split(r"\n(?=\s*rule )", path.read_text()):
+            name = re.match(r"\s*rule (\w+):", block)
+            if name and "gpu=1" in block:
+                gpu_rules.add(name.group(1))
+    profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
+    assert "trunk_cache" in gpu_rules
+    assert gpu_rules <= set(profile["set-resources"]), gpu_rules - set(profile["set-resources"])
