@@ -51,8 +51,10 @@ def label_gradients(
     num_classes: int,
     max_length: int = 16,
     truncate: str = "left",
+    full_vocab: bool = False,
 ) -> np.ndarray:
-    """N×(C·d) float64: d loss / d W[label rows] of the label-masked cross-entropy, per text."""
+    """N×(C·d) float64: d loss / d W[label rows] of the label-masked cross-entropy, per text;
+    with ``full_vocab`` N×(V·d): d loss / d W of the cross-entropy over the whole vocabulary."""
     model = copy.deepcopy(model).double().eval().requires_grad_(False)
     name = _output_name(model)
     weight = model.get_output_embeddings().weight.detach().clone()
@@ -60,13 +62,15 @@ def label_gradients(
 
     def loss(w: torch.Tensor, ids: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, {name: w}, args=(ids,), tie_weights=False).logits
+        if full_vocab:
+            return F.cross_entropy(logits[0, -1][None], label_ids[label][None])
         return F.cross_entropy(logits[0, -1, label_ids][None], label[None])
 
     rows = []
     for text, label in zip(texts, labels, strict=True):
         ids = _kept_ids(tokenizer, text, max_length, truncate)
         g = grad(loss)(weight, ids, torch.tensor(int(label)))
-        rows.append(g[label_ids].flatten().detach().numpy())
+        rows.append((g if full_vocab else g[label_ids]).flatten().detach().numpy())
     return np.stack(rows)
 
 

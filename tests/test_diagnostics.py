@@ -164,24 +164,32 @@ def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
     """S_true against per-text gradients from torch.func, Δ against the weights themselves."""
     spec = {"k": 64, "projection": "auto", "checkpoints": 1}
     task = {"dataset": "truth", "type": "classification"}
-    total, target = truth_gradient_sum(
-        pair / "base", pair / "final", (SENTENCES, LABELS), (spec, task, FINETUNE), 3, 0
+    total, target, scaled = truth_gradient_sum(
+        pair / "base",
+        pair / "final",
+        (SENTENCES, LABELS),
+        (dict(spec, precondition="rms"), task, FINETUNE),
+        3,
+        0,
     )
     base, final = load_model(pair / "base"), load_model(pair / "final")
     grads = oracles.label_gradients(base, tiny_tokenizer, SENTENCES, LABELS, 3)
     np.testing.assert_allclose(total[0], grads.sum(0), rtol=1e-5, atol=1e-6)
+    # the Adam-aware sum: each text's gradient over the true texts' per-coordinate RMS
+    rms = np.sqrt(np.square(grads).mean(axis=0))
+    np.testing.assert_allclose(scaled[0], (grads / rms).sum(0), rtol=1e-4, atol=1e-5)
     delta = oracles.label_delta(base, final, tiny_tokenizer, 3)
     np.testing.assert_allclose(target[0], delta, rtol=1e-6, atol=1e-8)
     # two checkpoints: θ0, then halfway to θf; the same Δ in both rows
-    total2, target2 = truth_gradient_sum(
+    total2, target2, none = truth_gradient_sum(
         pair / "base",
         pair / "final",
         (SENTENCES, LABELS),
-        (dict(spec, checkpoints=2), task, FINETUNE),
+        (dict(spec, checkpoints=2, precondition="none"), task, FINETUNE),
         3,
         0,
     )
-    assert total2.shape == (2, total.shape[1])
+    assert none is None and total2.shape == (2, total.shape[1])
     np.testing.assert_allclose(total2[0], total[0], rtol=1e-6)
     halfway = oracles.interpolate(base, final, 0.5)
     grads_half = oracles.label_gradients(halfway, tiny_tokenizer, SENTENCES, LABELS, 3)

@@ -317,7 +317,8 @@ def test_interpolated_models_follow_the_line():
 
 def _build(out, base, final, texts, labels, batch_size, **kw):
     """A store with the spec's settings from ``kw`` (projection None: the default)."""
-    settings = {k: kw.pop(k) for k in ("loss", "projection", "k", "checkpoints") if k in kw}
+    keys = ("loss", "projection", "k", "checkpoints", "precondition")
+    settings = {k: kw.pop(k) for k in keys if k in kw}
     settings["projection"] = settings.get("projection") or "auto"
     spec = GradientSpec(batch_size=batch_size, **settings)
     return build_gradient_store(
@@ -409,14 +410,19 @@ def test_shard_bounds_tile_the_pool_on_batch_boundaries():
         shard_bounds(5, 0, 2)
 
 
-@pytest.mark.parametrize("loss,shards", [("label_masked", 3), ("lm", 2), ("label_masked", 8)])
-def test_gathered_shards_equal_the_unsharded_store_byte_for_byte(tmp_path, loss, shards):
+@pytest.mark.parametrize(
+    "loss,shards,precondition",
+    [("label_masked", 3, "rms"), ("lm", 2, "none"), ("label_masked", 8, "rms")],
+)
+def test_gathered_shards_equal_the_unsharded_store_byte_for_byte(
+    tmp_path, loss, shards, precondition
+):
     base = make_gpt2()
     final = perturbed(base)
     texts = make_texts(17, seed=5)
     labels = np.arange(17) % CLASSES
     kw = {"loss": loss, "projection": "tensorsketch" if loss == "lm" else None, "k": 32}
-    kw.update(seed=2, checkpoints=2)
+    kw.update(seed=2, checkpoints=2, precondition=precondition)
     _build(tmp_path / "whole", base, final, texts, labels, 3, **kw)
     parts = []
     for i, rows in enumerate(shard_bounds(len(texts), shards, 3)):  # 8 shards: some empty
@@ -424,10 +430,21 @@ def test_gathered_shards_equal_the_unsharded_store_byte_for_byte(tmp_path, loss,
         meta = _build(parts[-1], base, final, texts, labels, 3, rows=rows, **kw)
         assert meta["N"] == rows[1] - rows[0] and meta["shard"]["pool_size"] == 17
     gather_gradient_stores(parts, tmp_path / "gathered")
-    for name in STORE_FILES:
+    # the exact Adam-aware space is finished after the gather, from the whole pool's D
+    extra = ("grads_rms.f32", "rms.safetensors") if precondition == "rms" else ()
+    assert all((tmp_path / "whole" / name).exists() == bool(extra) for name in extra)
+    for name in STORE_FILES + extra:
         assert (tmp_path / "whole" / name).read_bytes() == (
             tmp_path / "gathered" / name
         ).read_bytes()
+
+
+def test_a_sketched_rms_store_is_refused_in_shards(tmp_path):
+    base = make_gpt2()
+    texts, kw = make_texts(6, seed=5), {"loss": "lm", "projection": "tensorsketch", "k": 32}
+    with pytest.raises(UserError, match="cannot be built in shards"):
+        _build(tmp_path / "s", base, perturbed(base), texts, None, 3, rows=(0, 3), **kw)
+    assert not (tmp_path / "s").exists()
 
 
 def test_gather_refuses_gaps_and_mismatched_shards(tmp_path):

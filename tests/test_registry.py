@@ -62,7 +62,16 @@ def test_every_strategy_has_a_label_colour_and_marker():
 def test_selectable_strategies_have_a_rule_and_expert_has_none():
     assert all(callable(s.pick) for s in strategies.STRATEGIES)
     assert strategies.EXPERT.pick is None
-    assert strategies.NEEDS_STORE == ("select", "select_batch", "topk", "topk_balanced", "bottomk")
+    assert strategies.NEEDS_STORE == (
+        "select",
+        "select_batch",
+        "select_pre",
+        "select_batch_pre",
+        "topk",
+        "topk_balanced",
+        "bottomk",
+    )
+    assert strategies.PRECONDITIONED == ("select_pre", "select_batch_pre")
 
 
 def test_table_rows_are_registry_names():

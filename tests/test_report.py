@@ -332,6 +332,8 @@ def test_style_gives_every_strategy_its_own_colour_and_name():
         "pmax": "P-Max",
         "select_batch": "SELECT (Batch)",
         "select": "SELECT",
+        "select_batch_pre": "SELECT (Batch, Adam-aware)",
+        "select_pre": "SELECT (Adam-aware)",
         "expert": "Expert",
     }
     colours = [strategies.shown(s).color for s in strategies.DISPLAY_ORDER]

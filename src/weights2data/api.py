@@ -64,6 +64,8 @@ def select(
     sketch_dim: int = 1024,
     checkpoints: int = 1,
     layers: str | Sequence[str] = "head",
+    precondition: str = "auto",
+    optimizer: str = "adam",
     max_length: int = 32,
     truncate: str = "left",
     text_column: str = "text",
@@ -75,7 +77,10 @@ def select(
     order, with their pool index, pseudolabel, final-model loss and score; also written to
     ``out`` (parquet) when given. ``pool`` is a CSV / JSONL / parquet file or a packaged name.
     ``final`` may be a PEFT adapter folder over ``base``; ``layers`` picks the gradient space
-    (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged)."""
+    (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged).
+    ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D; ``precondition``
+    says how D is formed (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``, none
+    for SGD)."""
     from .steps.select import choose
 
     base, final = Path(base), Path(final)
@@ -86,7 +91,9 @@ def select(
     pool_frame = load_pool_texts(str(pool), text_column)
     if k > len(pool_frame):
         raise UserError(f"K={k} is larger than the pool ({len(pool_frame)} texts); lower -k.")
-    finetune = FinetuneSpec(max_length=max_length, truncate=truncate, loss=loss)
+    finetune = FinetuneSpec(
+        max_length=max_length, truncate=truncate, loss=loss, optimizer=optimizer
+    )
     labels = label_pool(
         final, pool_frame, finetune, task_type=task_type, num_classes=num_classes, base_dir=base
     )
@@ -99,6 +106,7 @@ def select(
                 projection=projection,
                 checkpoints=checkpoints,
                 layers=[layers] if isinstance(layers, str) else list(layers),
+                precondition=precondition,
             )
             store_for_labels(
                 base,

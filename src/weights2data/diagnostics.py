@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -208,6 +209,14 @@ def body_drift(base, final) -> float:
 # --------------------------------------------------------------------------- S_true
 
 
+class TruthSums(NamedTuple):
+    """What ``truth_gradient_sum`` returns."""
+
+    raw: np.ndarray  # S_true, C×D
+    target: np.ndarray  # Δ, C×D
+    rms: np.ndarray | None  # S_true in the Adam-aware space (None: the store has none)
+
+
 def truth_gradient_sum(
     base_dir: Path,
     final_dir: Path,
@@ -215,11 +224,14 @@ def truth_gradient_sum(
     specs: tuple[GradientSpec | dict, TaskSpec | dict, FinetuneSpec | dict],
     num_classes: int | None,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(S_true, Δ): the true texts' summed gradients (C×D, float64) and the store's target.
+) -> TruthSums:
+    """(S_true, Δ, S_true ⊘ D): the true texts' summed gradients (C×D, float64), the store's
+    target, and the sum in the Adam-aware space (None when the spec resolves to none).
 
     Built by the store's own code with the store's spec and seed, so S_true lives in exactly
     the space of the pool's gradients (same projection draw, same checkpoints, same loss).
+    D is fitted on the true texts themselves: the RMS Adam saw while it trained the expert,
+    so cos(S_true ⊘ D, Δ) asks whether Adam's geometry explains Δ.
     ``truth`` = (texts, labels; None for SFT); ``specs`` = (gradients, task, finetune).
     """
     texts, labels = truth
@@ -241,9 +253,14 @@ def truth_gradient_sum(
             num_classes=num_classes,
             seed=seed,
         )
-        grads, target, _ = load_gradient_store(store)
+        grads, target, meta = load_gradient_store(store)
         total = np.asarray(grads, dtype=np.float64).sum(axis=0)
-        return total, np.asarray(target, dtype=np.float64)
+        scaled = None
+        if "precondition" in meta:
+            pre, _, _ = load_gradient_store(store, preconditioned=True)
+            scaled = np.asarray(pre, dtype=np.float64).sum(axis=0)
+        return TruthSums(total, np.asarray(target, dtype=np.float64), scaled)
+
 
 
 @dataclass(frozen=True)
@@ -267,7 +284,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
     is_cls = inputs.task.classification
     num_classes = num_classes_of(table) if is_cls else None
     train = splits["train"]
-    total, target = truth_gradient_sum(
+    total, target, scaled = truth_gradient_sum(
         inputs.base_dir,
         inputs.final_dir,
         (train["text"].tolist(), train["label"].to_numpy() if is_cls else None),
@@ -276,11 +293,13 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
         inputs.seed,
     )
     per_c = checkpoint_cosines(total, target)
+    cos_rms = math.nan if scaled is None else mean_finite(checkpoint_cosines(scaled, target))
     base, final = load_model(inputs.base_dir), load_model(inputs.final_dir, base=inputs.base_dir)
     result = dict(
         keys,
         cos_truth_delta=mean_finite(per_c),
         cos_truth_delta_per_checkpoint=per_c,
+        cos_truth_delta_rms=cos_rms,
         n_true=len(train),
         num_classes=num_classes,
         body_drift=body_drift(base, final),

@@ -87,6 +87,8 @@ class GradientSpec:
     batch_size: int = 64
     # head (the closed form), module names, blocks.N (every linear layer of block N), or a list
     layers: str | list[str] = "head"
+    # auto | none | rms: the Adam-aware space beside the raw one (gradients.precondition)
+    precondition: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ class Strategy:
     label: str  # the paper's name, in tables and legends
     color: str  # the same in every figure (Okabe–Ito colour-blind-safe palette, grey, black)
     marker: str
-    rank: int  # position in figures and tables: Random first, SELECT last, Expert after it
+    rank: int  # position in figures and tables: Random first, SELECT's last, Expert after them
     needs_store: bool = False
     pick: Callable[[Request], Picked] | None = None
+    # reads the store's Adam-aware space g ⊘ D (gradients.precondition) instead of g
+    preconditioned: bool = False
 
 
 # In the order the CLI offers them (and the schema's enum lists them). Colours: Okabe–Ito.
@@ -48,6 +50,18 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy("select", "SELECT", "#D55E00", "*", 7, True, pick_select),
     # bluish green
     Strategy("select_batch", "SELECT (Batch)", "#009E73", "P", 6, True, pick_select_batch),
+    # the same two in the Adam-aware space: darker shades of their colours
+    Strategy("select_pre", "SELECT (Adam-aware)", "#8F3A00", "H", 9, True, pick_select, True),
+    Strategy(
+        "select_batch_pre",
+        "SELECT (Batch, Adam-aware)",
+        "#005C44",
+        "d",
+        8,
+        True,
+        pick_select_batch,
+        True,
+    ),
     # grey: the reference everything is measured against
     Strategy("random", "Random", "#7F7F7F", "o", 0, pick=pick_random),
     # blue
@@ -62,10 +76,11 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy("pmax", "P-Max", "#8C6D31", "D", 5, pick=pick_pmax),
 )
 # The finetuned model itself: a row of every table and a reference in figures, never selected.
-EXPERT = Strategy("expert", "Expert", "#000000", "X", 8)  # black: the upper reference
+EXPERT = Strategy("expert", "Expert", "#000000", "X", 10)  # black: the upper reference
 
 NAMES: tuple[str, ...] = tuple(s.name for s in STRATEGIES)
 NEEDS_STORE: tuple[str, ...] = tuple(s.name for s in STRATEGIES if s.needs_store)
+PRECONDITIONED: tuple[str, ...] = tuple(s.name for s in STRATEGIES if s.preconditioned)
 # Every strategy figures and tables know, in the order they list them.
 SHOWN: tuple[Strategy, ...] = tuple(sorted((*STRATEGIES, EXPERT), key=lambda s: s.rank))
 DISPLAY_ORDER: tuple[str, ...] = tuple(s.name for s in SHOWN)

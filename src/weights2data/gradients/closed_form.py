@@ -188,6 +188,13 @@ def residuals(inputs: HeadInputs, rows: torch.Tensor) -> Iterator[tuple[slice, t
         yield part, u
 
 
+def visit_head(inputs: HeadInputs, rows: torch.Tensor, visit) -> None:
+    """Hand the head's outer-product factors to ``visit`` (part 0, U, H, example, n), by chunk."""
+    for part, u in residuals(inputs, rows):
+        h = inputs.hidden[part].detach()
+        visit(0, u, h, inputs.example[part], inputs.n_examples)
+
+
 def sketch_gradients(inputs: HeadInputs, rows: torch.Tensor, projector: Projector) -> torch.Tensor:
     """Per-example Σ_t w_t (softmax(rows h_t) − e_{y_t}) h_tᵀ, through the projector: (n × k)."""
     out = inputs.hidden.new_zeros((inputs.n_examples, projector.k))

@@ -27,8 +27,10 @@ from .closed_form import (
     gradient_projector,
     head_delta,
     residuals,
+    visit_head,
 )
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
+from .precondition import BatchSink
 
 
 class _Capture:
@@ -145,18 +147,18 @@ def space_target(
     return torch.cat(parts).double().cpu().numpy()
 
 
-def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch.Tensor:
-    """Every text's sketched gradient over the space's layers: (n × space.k)."""
+def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit) -> None:
+    """Hand every chosen layer's outer-product factors of one batch to ``visit`` (part index,
+    U, H, example, n): the head's residual chunks first, then each body layer once."""
     rows = _output_rows(model, batch.loss, batch.label_ids)
     with _Capture(model, space.choice.modules) as capture, torch.enable_grad():
         inputs = forward_positions(model, tokenizer, batch)
         n = inputs.n_examples
-        head = None if space.head is None else inputs.hidden.new_zeros((n, space.head.k))
         at_state = torch.zeros_like(inputs.hidden, requires_grad=False)
         for part, u in residuals(inputs, rows):
-            if head is not None:
+            if space.head is not None:
                 h = inputs.hidden[part].detach()
-                head += space.head.project_outer_sum(u, h, inputs.example[part], n)
+                visit(0, u, h, inputs.example[part], n)
             at_state[part] = u @ rows
         if inputs.full.requires_grad:
             seed = torch.zeros_like(inputs.full)
@@ -170,14 +172,42 @@ def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch
             "direction to select toward. Choose the head or layers within the trained top "
             "(blocks.-1 for top:1)."
         )
-    parts = [] if head is None else [head]
     real = inputs.mask.bool()
     example = torch.arange(n, device=real.device)[:, None].expand_as(real)[real]
     dtype = inputs.hidden.dtype
+    first = 0 if space.head is None else 1
     with torch.no_grad():
-        for name, projector in zip(space.choice.modules, space.body, strict=True):
+        for i, (name, projector) in enumerate(zip(space.choice.modules, space.body, strict=True)):
             x = capture.inputs[name][real].to(dtype)
             grad = capture.grads.get(name)
             delta = x.new_zeros((len(x), projector.V)) if grad is None else grad[real].to(dtype)
-            parts.append(projector.project_outer_sum(delta, x, example, n))
-    return torch.cat(parts, dim=1)
+            visit(first + i, delta, x, example, n)
+
+
+def visit_batch(model, tokenizer, batch: Batch, space: GradientSpace, visit) -> None:
+    """One batch's factors of every part: the closed form alone (no autograd) for a head-only
+    space, otherwise one forward and one backward pass (``visit_layers``)."""
+    if space.choice.head_only:
+        rows = _output_rows(model, batch.loss, batch.label_ids)
+        with torch.no_grad():
+            visit_head(forward_positions(model, tokenizer, batch), rows, visit)
+    else:
+        visit_layers(model, tokenizer, batch, space, visit)
+
+
+def sketch_batch(
+    model, tokenizer, batch: Batch, space: GradientSpace, scales: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every text's sketched gradient over the space (n × space.k) and, given rank-1 RMS
+    ``scales`` per part, the sketch of the same gradients divided by them (else None)."""
+    sink = BatchSink(space.parts(), space.head is not None, scales)
+    visit_batch(model, tokenizer, batch, space, sink)
+    if sink.raw is None:  # no trained position in the whole batch: every gradient is zero
+        zeros = torch.zeros((len(batch.texts), space.k))
+        return zeros, (zeros.clone() if scales else None)
+    return sink.raw, sink.rms
+
+
+def sketch_layers(model, tokenizer, batch: Batch, space: GradientSpace) -> torch.Tensor:
+    """Every text's sketched gradient over the space's layers: (n × space.k)."""
+    return sketch_batch(model, tokenizer, batch, space)[0]

@@ -66,4 +66,5 @@ def store_for_labels(
         max_length=finetune.max_length,
         truncate=finetune.truncate,
         rows=rows,
+        optimizer=finetune.optimizer,
     )

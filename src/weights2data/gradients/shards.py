@@ -17,6 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from .precondition import RMS_GRADS, finish
 from .store import SHARD_KEY, load_gradient_store
 
 
@@ -82,5 +83,20 @@ def gather_gradient_stores(
                 with open(Path(folder) / "grads.f32", "rb") as source:
                     shutil.copyfileobj(source, sink, 1 << 24)
         shutil.copyfile(Path(shard_dirs[0]) / "target.f32", tmp / "target.f32")
+        if "precondition" in meta:  # D from the whole pool, as the unsharded build computes it
+            _finish_rms(tmp, meta)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def _finish_rms(folder: Path, meta: dict) -> None:
+    """The Adam-aware space of a gathered store (exact parts only: rank-1 ones are refused
+    at shard time)."""
+    shape = (int(meta["N"]), int(meta["C"]), int(meta["D"]))
+    if shape[0] == 0:
+        raise UserError("the gathered pool is empty; there is no gradient to take an RMS of.")
+    grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=shape)
+    pre = np.memmap(folder / RMS_GRADS, dtype=np.float32, mode="w+", shape=shape)
+    finish(folder, grads, meta["precondition"], {}, pre)
+    pre.flush()
+    del grads, pre

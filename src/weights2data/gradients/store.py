@@ -22,24 +22,16 @@ from ..atomic import atomic_path
 from ..errors import UserError
 from ..models import check_same_architecture, weights_fingerprint
 from ..progress import tqdm
-from ..projection import Projector
 from ..specs import GradientSpec
-from .closed_form import (
-    Batch,
-    _check_labels,
-    _check_loss,
-    _label_ids,
-    _output_rows,
-    forward_positions,
-    sketch_gradients,
-    target_direction,
-)
-from .hooks import GradientSpace, gradient_space, sketch_layers, space_target
+from . import precondition as rms
+from .closed_form import Batch, _check_labels, _check_loss, _label_ids, target_direction
+from .hooks import GradientSpace, gradient_space, sketch_batch, space_target, visit_batch
 from .models_io import ModelLike, _as_final, _as_model, _as_tokenizer, interpolated_models
+from .store_io import SHARD_KEY, STORE_FILES, load_gradient_store
 
-STORE_FILES = ("grads.f32", "target.f32", "meta.json")
+__all__ = ["SHARD_KEY", "STORE_FILES", "build_gradient_store", "load_gradient_store"]
+
 STORE_VERSION = 1
-SHARD_KEY = "shard"  # meta of a shard store: its row range within the pool
 
 
 def _fingerprint(model: ModelLike) -> str:
@@ -67,6 +59,8 @@ class _StoreJob:
     truncate: str
     batch_size: int
     span: range  # the pool rows this store (or shard) holds
+    precondition: dict | None = None  # the meta's plan of the RMS space (None: raw only)
+    scales: dict | None = None  # rank-1 RMS factors per sketched part (the statistics pass)
 
 
 def build_gradient_store(
@@ -84,6 +78,7 @@ def build_gradient_store(
     truncate: str = "left",
     progress: bool = True,
     rows: tuple[int, int] | None = None,
+    optimizer: str = "adam",
 ) -> dict:
     """Write ``out_dir/{grads.f32, target.f32, meta.json}`` atomically; return the meta dict.
 
@@ -104,6 +99,10 @@ def build_gradient_store(
 
     ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
     the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
+
+    ``spec.precondition`` (``auto``: rms for an Adam / AdamW ``optimizer``) adds the Adam-aware
+    space: ``grads_rms.f32`` (g ⊘ D, same layout) and D itself (``rms.safetensors``); see
+    ``precondition``. ``none`` writes today's store, byte for byte.
     """
     loss, checkpoints, batch_size = spec.loss or "label_masked", spec.checkpoints, spec.batch_size
     projection = None if spec.projection == "auto" else spec.projection
@@ -137,10 +136,36 @@ def build_gradient_store(
     job = _StoreJob(
         tokenizer, texts, labels, loss, label_ids, space, max_length, truncate, batch_size, span
     )
+    if rms.resolve_precondition(spec.precondition, optimizer) == "rms":
+        job.precondition = rms.plan(space.parts(), [p["layer"] for p in space.describe()])
+        if rms.rank1_parts(job.precondition):
+            if rows is not None:
+                raise UserError(
+                    "precondition rms over a sketched gradient space fits D on the whole pool "
+                    "before it sketches, so it cannot be built in shards; set selection.shards "
+                    "to 1, or precondition none."
+                )
+            job.scales = _rank1_scales(job, base_m, final_m, spec.model, checkpoints, progress)
     meta = _store_meta(job, base, final, checkpoints, spec.model, seed, num_classes, rows)
     models = _gradient_models(base_m, final_m, spec.model, checkpoints)
     _write_store(out_dir, job, models, target, meta, checkpoints, progress)
     return meta
+
+
+def _rank1_scales(
+    job: _StoreJob, base_m, final_m, gradient_model: str, checkpoints: int, progress: bool
+) -> dict:
+    """The statistics pass: row and column sums of the mean squared gradient, fitted rank 1."""
+    marginals = rms.Marginals(job.space.parts(), rms.rank1_parts(job.precondition))
+    n_batches = math.ceil(len(job.span) / job.batch_size)
+    bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="RMS statistics")
+    for _, model in _gradient_models(base_m, final_m, gradient_model, checkpoints):
+        for batch in _batches(job):
+            visit_batch(model, job.tokenizer, batch, job.space, marginals)
+            marginals.count += len(batch.texts)
+            bar.update(1)
+    bar.close()
+    return marginals.scales()
 
 
 def _checked_store_request(
@@ -201,6 +226,8 @@ def _store_meta(
     if not job.space.choice.head_only:  # a head-only store's meta is as it always was
         meta["layers"] = job.space.describe()
         meta["cost"] = _layer_cost(job.space)
+    if job.precondition is not None:  # absent: the raw space only, as stores always were
+        meta["precondition"] = job.precondition
     if rows is not None:
         meta[SHARD_KEY] = {
             "start": job.span.start,
@@ -244,26 +271,31 @@ def _write_store(
     n_batches = math.ceil(N / job.batch_size)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        grads = _new_grads_file(tmp / "grads.f32", (N, checkpoints, job.space.k))
+        shape = (N, checkpoints, job.space.k)
+        grads = _new_grads_file(tmp / "grads.f32", shape)
+        # a shard leaves the RMS space to the gather step: D is a statistic of the whole pool
+        whole = job.precondition is not None and SHARD_KEY not in meta
+        pre = _new_grads_file(tmp / rms.RMS_GRADS, shape) if whole else None
         bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="gradient store")
         for c, model in models:
-            _fill_checkpoint(grads, c, model, job, bar)
+            _fill_checkpoint((grads, pre), c, model, job, bar)
         bar.close()
-        if isinstance(grads, np.memmap):
-            grads.flush()
-        del grads
+        if whole:
+            rms.finish(tmp, grads, job.precondition, job.scales or {}, pre)
+        for array in (grads, pre):
+            if isinstance(array, np.memmap):
+                array.flush()
+        del grads, pre
         np.tile(target.astype(np.float32), (checkpoints, 1)).tofile(tmp / "target.f32")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def _fill_checkpoint(
-    grads: np.ndarray, c: int, model: torch.nn.Module, job: _StoreJob, bar
-) -> None:
-    """Checkpoint c's sketched gradient of every text in the job's rows, batch by batch."""
+def _batches(job: _StoreJob) -> Iterable[Batch]:
+    """The forward batches of the job's rows, in order."""
     first, last = job.span.start, job.span.stop
     for start in range(first, last, job.batch_size):
         stop = min(start + job.batch_size, last)
-        batch = Batch(
+        yield Batch(
             job.texts[start:stop],
             None if job.labels is None else job.labels[start:stop],
             job.loss,
@@ -271,19 +303,21 @@ def _fill_checkpoint(
             job.max_length,
             job.truncate,
         )
-        if job.space.choice.head_only:
-            block = _head_block(model, job.tokenizer, batch, job.space.head)
-        else:
-            block = sketch_layers(model, job.tokenizer, batch, job.space)
-        grads[start - first : stop - first, c] = block.float().cpu().numpy()
+
+
+def _fill_checkpoint(stores: tuple, c: int, model: torch.nn.Module, job: _StoreJob, bar) -> None:
+    """Checkpoint c's sketched gradient of every text in the job's rows, batch by batch (and
+    its rank-1 RMS sketch where the store holds that space)."""
+    grads, pre = stores
+    row = 0
+    for batch in _batches(job):
+        block, scaled = sketch_batch(model, job.tokenizer, batch, job.space, job.scales)
+        stop = row + len(batch.texts)
+        grads[row:stop, c] = block.float().cpu().numpy()
+        if pre is not None and scaled is not None:
+            pre[row:stop, c] = scaled.float().cpu().numpy()
+        row = stop
         bar.update(1)
-
-
-def _head_block(model, tokenizer, batch: Batch, projector: Projector) -> torch.Tensor:
-    """One batch's closed-form head gradients (the head-only store)."""
-    rows = _output_rows(model, batch.loss, batch.label_ids)
-    with torch.no_grad():
-        return sketch_gradients(forward_positions(model, tokenizer, batch), rows, projector)
 
 
 def _row_range(rows: tuple[int, int] | None, n: int, batch_size: int) -> tuple[int, int]:
@@ -307,35 +341,3 @@ def _new_grads_file(path: Path, shape: tuple[int, int, int]):
         path.touch()
         return np.zeros(shape, dtype=np.float32)
     return np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
-
-
-def load_gradient_store(out_dir: str | os.PathLike) -> tuple[np.memmap, np.ndarray, dict]:
-    """Open a store read-only: (grads memmap N×C×D, target C×D, meta)."""
-    folder = Path(out_dir)
-    rebuild = "rebuild it with the gradients step"
-    missing = [name for name in STORE_FILES if not (folder / name).is_file()]
-    if missing:
-        raise UserError(
-            f"gradient store {str(folder)!r} is incomplete (missing "
-            f"{', '.join(missing)}); {rebuild}."
-        )
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-        N, C, D = int(meta["N"]), int(meta["C"]), int(meta["D"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"gradient store {str(folder)!r} has an unreadable meta.json ({exc}); {rebuild}."
-        ) from exc
-    for name, shape in (("grads.f32", (N, C, D)), ("target.f32", (C, D))):
-        size = (folder / name).stat().st_size
-        if size != 4 * math.prod(shape):
-            raise UserError(
-                f"{name} in {str(folder)!r} holds {size} bytes but meta.json says "
-                f"{'×'.join(map(str, shape))} float32; {rebuild}."
-            )
-    if N == 0:  # an empty shard: numpy cannot map an empty file
-        grads = np.zeros((0, C, D), dtype=np.float32)
-    else:
-        grads = np.memmap(folder / "grads.f32", dtype=np.float32, mode="r", shape=(N, C, D))
-    target = np.fromfile(folder / "target.f32", dtype=np.float32).reshape(C, D)
-    return grads, target, meta

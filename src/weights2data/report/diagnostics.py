@@ -61,6 +61,8 @@ def expert_rows(experts: list[Mapping]) -> pd.DataFrame:
                 "strategy": "expert",
                 "seed": int(item["seed"]),
                 "cos_truth_delta": record["cos_truth_delta"],
+                # records from before the Adam-aware space have no such key
+                "cos_truth_delta_rms": record.get("cos_truth_delta_rms", math.nan),
                 "body_drift": record["body_drift"],
                 "state_cos": split.get("state_cos", math.nan),
                 **{m.key: split.get(m.key, math.nan) for m in HEAD_BODY},
@@ -96,16 +98,20 @@ def run_rows(runs: list[Mapping]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _premise(values: pd.Series) -> list[str]:
+    """The cosine's cell and whether it clears the premise threshold."""
+    cos = cell_of(values.dropna())
+    if not cos.n:
+        return [MISSING, MISSING]
+    return [cos.text(3), "holds" if cos.mean >= PREMISE_THRESHOLD else "fails"]
+
+
 def _premise_table(experts: pd.DataFrame, group: str) -> str:
-    header = [group.capitalize(), "cos(S_true, Δ)", "Premise"]
+    header = [group.capitalize(), "cos(S_true, Δ)", "Premise", "cos(S_true ⊘ D, Δ)", "Premise ⊘ D"]
     header += [m.label for m in HEAD_BODY] + [BODY_DRIFT.label, STATE_COS.label]
     body = []
     for g, sub in experts.groupby("group", sort=True):
-        cos = cell_of(sub["cos_truth_delta"])
-        premise = MISSING
-        if cos.n:
-            premise = "holds" if cos.mean >= PREMISE_THRESHOLD else "fails"
-        cells = [str(g), cos.text(3), premise]
+        cells = [str(g), *_premise(sub["cos_truth_delta"]), *_premise(sub["cos_truth_delta_rms"])]
         cells += [m.text(sub[m.key].dropna()) for m in HEAD_BODY]
         cells += [BODY_DRIFT.text(sub["body_drift"]), STATE_COS.text(sub["state_cos"].dropna())]
         body.append(cells)

@@ -19,8 +19,15 @@ from ..strategies import display_name
 from .cells import MISSING, Metric, format_number
 from .writers import markdown_table, suffixed, write_csv
 
-# (strategy, reference) pairs compared in every table that has both.
-PAIRS: tuple[tuple[str, str], ...] = (("select", "random"), ("select_batch", "random"))
+# (strategy, reference) pairs compared in every table that has both: each SELECT against
+# Random, and the Adam-aware SELECT against the paper's.
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("select", "random"),
+    ("select_batch", "random"),
+    ("select_pre", "random"),
+    ("select_batch_pre", "random"),
+    ("select_pre", "select"),
+)
 
 # Differences as the paired tables show them: accuracy in points, perplexity as it is.
 ACC_POINTS = Metric("acc", "Acc (points)", 1, scale=100.0)

@@ -11,8 +11,9 @@ from pathlib import Path
 from ..specs import FinetuneSpec, GradientSpec, TaskSpec
 from .args import arg, threads, trunk_caches
 
-# The store spec `diagnose` uses for cos(S_true, Δ): the pipeline's default (exact C×d rows).
-DIAGNOSE_SPEC = GradientSpec()
+# The store spec `diagnose` uses for cos(S_true, Δ): the pipeline's default (exact C×d rows),
+# with the Adam-aware space always beside the raw one so that both cosines are printed.
+DIAGNOSE_SPEC = GradientSpec(precondition="rms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +144,7 @@ def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
     )
     finetune = FinetuneSpec(max_length=args.max_length, truncate=args.truncate, loss=args.loss)
     task = TaskSpec(dataset=str(args.truth), type="classification")
-    total, target = truth_gradient_sum(
+    total, target, scaled = truth_gradient_sum(
         args.base,
         args.final,
         (table["text"].tolist(), table["label"].to_numpy()),
@@ -152,11 +153,12 @@ def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
         0,
     )
     cos = mean_finite(checkpoint_cosines(total, target))
-    _print_truth(split, cos, len(table))
-    return {"cos_truth_delta": cos, "head_body": split}
+    cos_rms = math.nan if scaled is None else mean_finite(checkpoint_cosines(scaled, target))
+    _print_truth(split, (cos, cos_rms), len(table))
+    return {"cos_truth_delta": cos, "cos_truth_delta_rms": cos_rms, "head_body": split}
 
 
-def _print_truth(split: dict, cos: float, n_texts: int) -> None:
+def _print_truth(split: dict, cosines: tuple[float, float], n_texts: int) -> None:
     print(f"head / body split on {split['n_eval']} held-out texts of --truth:")
     print(f"  final head on final body (the expert)  {_pct(split['final_head_final_body'])}")
     print(f"  base head on final body                {_pct(split['base_head_final_body'])}")
@@ -164,12 +166,15 @@ def _print_truth(split: dict, cos: float, n_texts: int) -> None:
     print(f"  head change alone on base body         {_pct(split['head_change_base_body'])}")
     print(f"  linear probe on base features          {_pct(split['probe_base'])}")
     print(f"  mean cos(h_base, h_final)              {split['state_cos']:.3f}")
+    cos, cos_rms = cosines
     print(f"cos(S_true, Δ) of the output layer over all {n_texts} texts: {cos:.3f}")
+    print(f"  in Adam's geometry, cos(S_true ⊘ D, Δ) (D: their gradients' RMS): {cos_rms:.3f}")
     head_share = split["base_head_final_body"] >= split["final_head_final_body"] - 0.02
-    if head_share or cos < 0.6:
+    if head_share or max(cos, cos_rms) < 0.6:
         print(
             "verdict: the skill lives in the body or Δ is not a gradient direction; "
             "last-layer SELECT is unlikely to beat random selection on this pair."
         )
     else:
-        print("verdict: the head carries the finetune and Δ is a gradient direction.")
+        space = "raw" if cos >= cos_rms else "Adam-aware (select_pre)"
+        print(f"verdict: the head carries the finetune and Δ is a gradient direction ({space}).")

@@ -164,12 +164,12 @@ def choose(labels, store: Path | None, strategy: str, k: int, seed: int, batch_s
     from ..gradients.store import load_gradient_store
     from ..strategies import NEEDS_STORE, run_strategy, selectable
 
-    selectable(strategy)  # an unknown name stops here, before the store is read
+    row = selectable(strategy)  # an unknown name stops here, before the store is read
     grads = target = None
     if strategy in NEEDS_STORE:
         if store is None:
             raise UserError(f"strategy {strategy!r} needs a gradient store.")
-        grads, target, meta = load_gradient_store(store)
+        grads, target, meta = load_gradient_store(store, preconditioned=row.preconditioned)
         if meta["N"] != len(labels):
             raise UserError(
                 f"the gradient store holds {meta['N']} texts but the pool has {len(labels)}; "
@@ -207,6 +207,14 @@ class SelectArgs:
     sketch_dim: int = arg(1024)
     checkpoints: int = arg(1)
     layers: tuple[str, ...] = arg(("head",), help="head, module names and/or blocks.N")
+    precondition: str = arg(
+        "auto",
+        choices=("auto", "none", "rms"),
+        help="D of the Adam-aware space (select_pre): auto = rms for an Adam / AdamW finetune",
+    )
+    optimizer: str = arg(
+        "adam", choices=("adam", "adamw", "sgd"), help="the optimizer the finetune used"
+    )
     max_length: int = arg(32)
     truncate: str = arg("left", choices=("left", "right"))
     text_column: str = arg("text")
