@@ -36,6 +36,7 @@ _VARIANT_TOKENS = {
     "checkpoints": lambda v: f"C{v}",
     "batch_size": lambda v: f"bs{v}",
     "layers": lambda v: "layers-" + "+".join([v] if isinstance(v, str) else v),
+    "precondition": lambda v: f"pre-{v}",
 }
 
 
