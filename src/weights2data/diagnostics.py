@@ -262,7 +262,6 @@ def truth_gradient_sum(
         return TruthSums(total, np.asarray(target, dtype=np.float64), scaled)
 
 
-
 @dataclass(frozen=True)
 class RegimeInputs:
     """The files and config slices of one regime job (one expert × one store variant)."""
