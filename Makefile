@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_base_step.py
 	$(BIN)/python benchmarks/bench_job_overhead.py
 	$(BIN)/python benchmarks/bench_trunk.py
+	$(BIN)/python benchmarks/bench_precondition.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html
