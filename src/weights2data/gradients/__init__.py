@@ -11,7 +11,10 @@ Submodules, lowest layer first:
 - ``hooks``: per-example gradients of any linear layers from one forward and one backward
   pass per batch, sketched per layer and concatenated after the head's.
 - ``pseudolabels``: labels every pool text with the final model and scores it (P-Min / P-Max).
-- ``store``: writes and opens the gradient store (``grads.f32``, ``target.f32``,
-  ``meta.json``), one slice per checkpoint; ``shards`` cuts it into row ranges and joins them.
+- ``precondition``: the Adam-aware space g ⊘ D beside the raw one (D the pool's per-coordinate
+  RMS: exact for an exact space, fitted rank 1 for a sketched one).
+- ``store``: writes the gradient store (``grads.f32``, ``target.f32``, ``meta.json``, and with
+  ``precondition: rms`` ``grads_rms.f32`` + ``rms.safetensors``), one slice per checkpoint;
+  ``store_io`` opens it; ``shards`` cuts it into row ranges and joins them.
 - ``pipeline``: the store of a pseudolabelled pool from the config's specs.
 """

@@ -31,6 +31,7 @@ from ..models import check_same_architecture, final_hidden, output_matrix
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
 from .layers import adapted_hint
 from .models_io import ModelLike, _as_model, _as_tokenizer
+from .precondition import Visit
 
 GRADIENT_LOSSES = ("label_masked", "full_vocab", "lm")
 # Positions whose V-dim probability rows are held at once: bounds memory for big vocabularies.
@@ -188,7 +189,7 @@ def residuals(inputs: HeadInputs, rows: torch.Tensor) -> Iterator[tuple[slice, t
         yield part, u
 
 
-def visit_head(inputs: HeadInputs, rows: torch.Tensor, visit) -> None:
+def visit_head(inputs: HeadInputs, rows: torch.Tensor, visit: Visit) -> None:
     """Hand the head's outer-product factors to ``visit`` (part 0, U, H, example, n), by chunk."""
     for part, u in residuals(inputs, rows):
         h = inputs.hidden[part].detach()

@@ -30,7 +30,7 @@ from .closed_form import (
     visit_head,
 )
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
-from .precondition import BatchSink
+from .precondition import BatchSink, Visit
 
 
 class _Capture:
@@ -147,7 +147,7 @@ def space_target(
     return torch.cat(parts).double().cpu().numpy()
 
 
-def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit) -> None:
+def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """Hand every chosen layer's outer-product factors of one batch to ``visit`` (part index,
     U, H, example, n): the head's residual chunks first, then each body layer once."""
     rows = _output_rows(model, batch.loss, batch.label_ids)
@@ -184,7 +184,7 @@ def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit) ->
             visit(first + i, delta, x, example, n)
 
 
-def visit_batch(model, tokenizer, batch: Batch, space: GradientSpace, visit) -> None:
+def visit_batch(model, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """One batch's factors of every part: the closed form alone (no autograd) for a head-only
     space, otherwise one forward and one backward pass (``visit_layers``)."""
     if space.choice.head_only:
