@@ -383,16 +383,21 @@ def test_regime_step_writes_the_numbers_and_s_true(pair, tmp_path, tiny_tokenize
     train = task_splits(table, task, 0, 0)["train"]
     base, final = load_model(pair / "base"), load_model(pair / "final")
     delta = oracles.label_delta(base, final, tiny_tokenizer, 3)
-    sums = [
+    grads = [
         oracles.label_gradients(
             model, tiny_tokenizer, train["text"].tolist(), train["label"].to_numpy(), 3
-        ).sum(0)
+        )
         for model in (base, oracles.interpolate(base, final, 0.5))
     ]
+    sums = [g.sum(0) for g in grads]
     np.testing.assert_allclose(np.load(total), np.stack(sums), rtol=1e-5, atol=1e-6)
     cosines = [oracles.cosine(s, delta) for s in sums]
     np.testing.assert_allclose(record["cos_truth_delta_per_checkpoint"], cosines, rtol=1e-5)
     assert record["cos_truth_delta"] == pytest.approx(sum(cosines) / 2, rel=1e-5)
+    # an Adam expert (the default optimizer): the same in Adam's geometry, D over both θ's
+    rms = np.sqrt(np.mean([np.square(g).mean(axis=0) for g in grads], axis=0))
+    scaled = [oracles.cosine((g / rms).sum(0), delta) for g in grads]
+    assert record["cos_truth_delta_rms"] == pytest.approx(sum(scaled) / 2, rel=1e-4)
     assert record["head_body"]["n_eval"] == 12 and 0 <= record["head_body"]["probe_base"] <= 1
 
 

@@ -159,8 +159,9 @@ def test_the_adam_aware_strategies_select_in_the_preconditioned_space(tmp_path):
         ("select_batch_pre", scaled, 3),
     ]:
         picked = choose(frame, store, strategy, 6, 0, 3)
-        expect, _ = greedy_select(space, target, 6, batch_size=batch)
+        expect, scores = greedy_select(space, target, 6, batch_size=batch)
         np.testing.assert_array_equal(picked["index"], expect)
+        np.testing.assert_allclose(picked["score"], scores)  # the batch's resets show here
     # the two spaces score the same picks differently
     assert not np.allclose(
         choose(frame, store, "select", 6, 0, 3)["score"],
