@@ -47,6 +47,13 @@ def test_premise_profile_dry_runs(tmp_path):
     assert "table2" not in out and "ablation_" not in out
 
 
+def test_smollm2_profile_dry_runs(tmp_path):
+    """The real-base profile: both frozen-trunk regimes on cached trunks, the Adam-aware SELECT."""
+    out = _dry_run("smollm2.yaml", tmp_path)
+    assert "trunk_cache" in out and "bbc_top1" in out and "rt_head" in out
+    assert "select_pre" in out and "table2" not in out and "ablation_" not in out
+
+
 def test_jobs_find_weights2data_without_an_activated_environment(tmp_path):
     """`.venv/bin/snakemake` from a shell whose PATH lacks the environment: jobs still find
     the `weights2data` of the environment that runs Snakemake."""
