@@ -216,6 +216,12 @@ class TruthSums(NamedTuple):
     target: np.ndarray  # Δ, C×D
     rms: np.ndarray | None  # S_true in the Adam-aware space (None: the store has none)
 
+    def rms_cosine(self) -> float:
+        """Mean over checkpoints of cos(S_true ⊘ D, Δ); NaN without an Adam-aware space."""
+        if self.rms is None:
+            return math.nan
+        return mean_finite(checkpoint_cosines(self.rms, self.target))
+
 
 def truth_gradient_sum(
     base_dir: Path,
@@ -283,7 +289,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
     is_cls = inputs.task.classification
     num_classes = num_classes_of(table) if is_cls else None
     train = splits["train"]
-    total, target, scaled = truth_gradient_sum(
+    sums = truth_gradient_sum(
         inputs.base_dir,
         inputs.final_dir,
         (train["text"].tolist(), train["label"].to_numpy() if is_cls else None),
@@ -291,14 +297,14 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
         num_classes,
         inputs.seed,
     )
+    total, target = sums.raw, sums.target
     per_c = checkpoint_cosines(total, target)
-    cos_rms = math.nan if scaled is None else mean_finite(checkpoint_cosines(scaled, target))
     base, final = load_model(inputs.base_dir), load_model(inputs.final_dir, base=inputs.base_dir)
     result = dict(
         keys,
         cos_truth_delta=mean_finite(per_c),
         cos_truth_delta_per_checkpoint=per_c,
-        cos_truth_delta_rms=cos_rms,
+        cos_truth_delta_rms=sums.rms_cosine(),
         n_true=len(train),
         num_classes=num_classes,
         body_drift=body_drift(base, final),

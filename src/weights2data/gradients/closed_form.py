@@ -199,9 +199,11 @@ def visit_head(inputs: HeadInputs, rows: torch.Tensor, visit: Visit) -> None:
 def sketch_gradients(inputs: HeadInputs, rows: torch.Tensor, projector: Projector) -> torch.Tensor:
     """Per-example Σ_t w_t (softmax(rows h_t) − e_{y_t}) h_tᵀ, through the projector: (n × k)."""
     out = inputs.hidden.new_zeros((inputs.n_examples, projector.k))
-    for part, u in residuals(inputs, rows):
-        h = inputs.hidden[part].detach()
-        out += projector.project_outer_sum(u, h, inputs.example[part], inputs.n_examples)
+
+    def add(_part: int, U: torch.Tensor, H: torch.Tensor, example: torch.Tensor, n: int) -> None:
+        out.add_(projector.project_outer_sum(U, H, example, n))
+
+    visit_head(inputs, rows, add)
     return out
 
 

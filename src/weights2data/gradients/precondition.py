@@ -34,6 +34,8 @@ PRECONDITIONS = ("auto", "none", "rms")
 ADAPTIVE_OPTIMIZERS = ("adam", "adamw")
 RMS_GRADS = "grads_rms.f32"
 RMS_FACTORS = "rms.safetensors"
+# Store rows read at once when D is computed and applied after the pass (exact parts)
+BLOCK_ROWS = 4096
 
 # (part, U, H, example, n): one chunk of outer-product factors of part ``part``'s gradients
 Visit = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, int], None]
@@ -155,7 +157,9 @@ class BatchSink:
 # --------------------------------------------------------------------------- exact parts, after
 
 
-def exact_rms(grads: np.ndarray, columns: tuple[int, int], block_rows: int = 4096) -> np.ndarray:
+def exact_rms(
+    grads: np.ndarray, columns: tuple[int, int], block_rows: int = BLOCK_ROWS
+) -> np.ndarray:
     """Per-coordinate RMS of the stored gradients' columns over texts and checkpoints (float64)."""
     start, stop = columns
     total = np.zeros(stop - start)
@@ -179,9 +183,10 @@ def finish(folder: Path, grads: np.ndarray, meta_plan: dict, scales: dict, rms_g
         start, stop = part["columns"]
         if part["form"] == "exact":
             D = exact_rms(grads, (start, stop))
-            for first in range(0, grads.shape[0], 4096):
-                block = np.asarray(grads[first : first + 4096, :, start:stop], dtype=np.float64)
-                rms_grads[first : first + 4096, :, start:stop] = (block / D).astype(np.float32)
+            for first in range(0, grads.shape[0], BLOCK_ROWS):
+                rows = slice(first, first + BLOCK_ROWS)
+                block = np.asarray(grads[rows, :, start:stop], dtype=np.float64)
+                rms_grads[rows, :, start:stop] = (block / D).astype(np.float32)
             factors[f"D.{i}"] = D.reshape(part["shape"]).astype(np.float32)
         else:
             a, b = scales[i]

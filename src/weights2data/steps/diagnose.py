@@ -144,7 +144,7 @@ def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
     )
     finetune = FinetuneSpec(max_length=args.max_length, truncate=args.truncate, loss=args.loss)
     task = TaskSpec(dataset=str(args.truth), type="classification")
-    total, target, scaled = truth_gradient_sum(
+    sums = truth_gradient_sum(
         args.base,
         args.final,
         (table["text"].tolist(), table["label"].to_numpy()),
@@ -152,8 +152,8 @@ def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
         classes,
         0,
     )
-    cos = mean_finite(checkpoint_cosines(total, target))
-    cos_rms = math.nan if scaled is None else mean_finite(checkpoint_cosines(scaled, target))
+    cos = mean_finite(checkpoint_cosines(sums.raw, sums.target))
+    cos_rms = sums.rms_cosine()
     _print_truth(split, (cos, cos_rms), len(table))
     return {"cos_truth_delta": cos, "cos_truth_delta_rms": cos_rms, "head_body": split}
 
