@@ -4,7 +4,10 @@ Prints, all measured in this one process, side by side:
   [1] the trunk's tokens/s (batch 32 × 64 tokens) in float32 and under CPU bf16 autocast;
   [2] the cost of caching the texts once;
   [3] an expert finetune and a retraining under trainable head and top:1, through the full model
-      with the trunk frozen against the same run on the cache: medians and their ratio.
+      with the trunk frozen against the same run on the cache: medians and their ratio;
+  [4] why Table 2 (SFT) stays on a small base: one training step of the head alone under the SFT
+      loss (49,152 logits at each of 32 x 64 positions), the least any SFT step costs on the
+      cache, and what an expert's 94 steps (1,000 texts x 3 epochs) then cost at least.
 
     .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2]
 
@@ -45,6 +48,20 @@ def trunk_tokens_per_second(model, regime, runs: int) -> dict[str, float]:
             times.append(time.perf_counter() - start)
         out[name] = BATCH * LENGTH / statistics.median(times[1:])
     return out
+
+
+def sft_head_step_seconds(model, runs: int) -> float:
+    """Median seconds of one forward + backward of the LM head over a batch's every position."""
+    head = model.get_output_embeddings()
+    states = torch.randn(BATCH * LENGTH, head.in_features)
+    targets = torch.randint(0, head.out_features, (BATCH * LENGTH,))
+    times = []
+    for _ in range(runs + 1):
+        head.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        torch.nn.functional.cross_entropy(head(states), targets).backward()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def timed_finetune(model, tokenizer, data, cfg) -> float:
@@ -127,6 +144,11 @@ def main() -> None:
                 print(f"    {regime:6s} {name:26s} {value:8.2f} s (range {spread:.2f} s)")
             ratio = medians["full model, trunk frozen"] / medians["trunk cache"]
             print(f"    {regime:6s} speed-up on the cache: {ratio:.1f}x")
+        step = sft_head_step_seconds(base, options.runs)
+        print(
+            f"[4] SFT, head only, batch {BATCH} x {LENGTH} over {base.config.vocab_size} words: "
+            f"{step:.2f} s per step; an expert's 94 steps >= {94 * step / 60:.1f} min"
+        )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # cos(S_true, Δ) of existing experts under other gradient-store settings, without retraining:
-# one `weights2data regime` call per (task, seed, setting). Run after `make pipeline` (it reads
-# the default run's experts); writes build/levers/<task>/<setting>/<seed>.json and prints a
+# one `weights2data regime` call per (task, seed, setting). Run after the toy profile's run
+# (`snakemake --configfile config/toy.yaml --directory build/toy --cores 2`; it reads that run's
+# experts, whose every weight trained); writes build/levers/<task>/<setting>/<seed>.json and prints a
 # summary table. Settings: C = 1 (the default), C = 4 and C = 8 interpolated checkpoints, and
 # gradients under the final model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 BASE=${BASE:-gpt2_small}
+CONFIG=${CONFIG:-config/toy.yaml}
+RUN=${RUN:-build/toy}
 TASKS=${TASKS:-"bbc_news wiki_topics rotten_tomatoes"}
 SEEDS=${SEEDS:-"0 1 2"}
 SETTINGS=${SETTINGS:-"C1 C4 C8 final"}
@@ -19,9 +22,9 @@ spec_of() {
     esac
 }
 for task in $TASKS; do
-    slices=$("$BIN/python" - "$task" <<'PY'
+    slices=$("$BIN/python" - "$task" "$CONFIG" <<'PY'
 import json, sys, yaml
-config = yaml.safe_load(open("config.yaml"))
+config = yaml.safe_load(open(sys.argv[2]))
 task = config["tasks"][sys.argv[1]]
 finetune = dict(config["finetune"], **(task.get("finetune") or {}))
 print(json.dumps(task["dataset"]))
@@ -37,9 +40,9 @@ PY
             out="$OUT/$task/$setting/$seed"
             [ -f "$out.json" ] && continue
             mkdir -p "$(dirname "$out")"
-            "$BIN/weights2data" regime --base "data/models/base/$BASE" \
-                --final "data/models/expert/$BASE/$task/$seed" \
-                --dataset "data/datasets/$dataset.parquet" --task "$task_json" \
+            "$BIN/weights2data" regime --base "$RUN/data/models/base/$BASE" \
+                --final "$RUN/data/models/expert/$BASE/$task/$seed" \
+                --dataset "$RUN/data/datasets/$dataset.parquet" --task "$task_json" \
                 --finetune "$finetune_json" --spec "$(spec_of "$setting")" --seed "$seed" \
                 --keys "{\"task\": \"$task\", \"setting\": \"$setting\"}" \
                 --out "$out.json" --sum-out "$out.npy" 2>/dev/null

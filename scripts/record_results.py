@@ -5,7 +5,8 @@
 
 RUN_FOLDER is the project folder the run happened in (a fresh clone, say). Its figures/ (md,
 csv, png, json; the PDFs stay out of git) replace our results/ (the record of the last full
-run; figures/ is where a run writes, so a fresh clone's `make pipeline` runs), and
+run; figures/ is where a run writes, so a fresh clone's `make pipeline` runs; the other
+profiles' records, results/toy/ and results/smollm2/, stay), and
 results/PROVENANCE.md records the commit, date, CPU and wall time; the README's generated
 blocks are refilled.
 """
@@ -32,6 +33,18 @@ def _git(folder: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def _clear_run(target: Path, source: Path) -> None:
+    """Remove the last default run's record: results/'s files and the folders a run writes
+    (ablations/), not the other profiles' records kept beside it (results/toy/, …)."""
+    if not target.exists():
+        return
+    for path in target.iterdir():
+        if path.is_file():
+            path.unlink()
+        elif (source / path.name).is_dir():
+            shutil.rmtree(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the project folder the run happened in")
@@ -42,8 +55,7 @@ def main() -> int:
     if not (source / "table1.md").is_file():
         raise SystemExit(f"{source} has no table1.md: is {args.run} a finished run?")
     target = ROOT / "results"
-    if target.exists():
-        shutil.rmtree(target)
+    _clear_run(target, source)
     for path in sorted(source.rglob("*")):
         if path.is_file() and path.suffix in KEEP and path.name != "report.html":
             dest = target / path.relative_to(source)

@@ -17,7 +17,9 @@ def default_config():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", ["config.yaml", "config/smoke.yaml"])
+@pytest.mark.parametrize(
+    "profile", ["config.yaml", "config/smoke.yaml", "config/toy.yaml", "config/smollm2.yaml"]
+)
 def test_profiles_validate(profile):
     config = load_config(ROOT / profile)
     assert config["finetune"]["optimizer"] in ("adam", "adamw", "sgd")
@@ -26,8 +28,8 @@ def test_profiles_validate(profile):
 def test_defaults_are_filled(default_config):
     config = validate_config(default_config)
     assert config["finetune"]["patience"] is None
-    assert config["datasets"]["rotten_tomatoes"]["val_fraction"] == 0.1
-    assert config["bases"]["gpt2_small"]["block_size"] == 64
+    assert config["datasets"]["news_pretrain"]["val_fraction"] == 0.1
+    assert config["bases"]["gpt2_tiny"]["block_size"] == 64
 
 
 def test_unknown_key_is_named(default_config):

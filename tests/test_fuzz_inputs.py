@@ -49,8 +49,8 @@ def damage(good: Path, how: str, out: Path) -> Path:
     data = good.read_bytes()
     if how == "truncated":  # a YAML file cut inside a flow list (a cut between keys can parse)
         half = len(data) // 2
-        cut = data.find(b"[", half) + 1 if good.suffix == ".yaml" else half
-        bad.write_bytes(data[: cut or half])
+        flow = data.find(b": [", half) if good.suffix == ".yaml" else -1
+        bad.write_bytes(data[: flow + 3 if flow >= 0 else half])
     elif how == "empty":
         bad.write_bytes(b"")
     elif how == "wrong_kind":  # another step's file given to this flag

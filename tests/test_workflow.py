@@ -40,11 +40,12 @@ def test_paper_profile_dry_runs(tmp_path):
     assert "Config file config.yaml is extended" not in out  # profiles replace the default
 
 
-def test_premise_profile_dry_runs(tmp_path):
-    """The premise-levers profile: balanced tasks, C = 4, Random and SELECT, no Table 2."""
-    out = _dry_run("premise.yaml", tmp_path)
-    assert "wiki_balanced" in out and "sms_balanced" in out and "diagnostics" in out
-    assert "table2" not in out and "ablation_" not in out
+def test_toy_profile_dry_runs(tmp_path):
+    """The old default: its own pretrained GPT-2 bases, every weight trained, no trunk caches."""
+    out = _dry_run("toy.yaml", tmp_path)
+    for rule in ("pretrain_base", "finetune_expert", "table2", "ablation_report", "diagnostics"):
+        assert rule in out
+    assert "gpt2_small" in out and "trunk_cache" not in out
 
 
 def test_smollm2_profile_dry_runs(tmp_path):
