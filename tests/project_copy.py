@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +17,14 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_O
 SNAKEMAKE, DVC = str(BIN / "snakemake"), str(BIN / "dvc")
 # what `make pipeline` runs: the local profile (rerun-incomplete) and 2 cores
 PIPELINE = [SNAKEMAKE, "--workflow-profile", "workflow/profiles/default", "--cores", "2"]
+
+
+def load_script(name: str):
+    """A module of ``scripts/<name>.py`` (the scripts are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(args: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -> str:

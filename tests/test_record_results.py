@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-from .project_copy import ROOT
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "record_results", ROOT / "scripts" / "record_results.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .project_copy import load_script
 
 
 def test_a_new_record_keeps_the_other_profiles(tmp_path):
@@ -32,7 +21,7 @@ def test_a_new_record_keeps_the_other_profiles(tmp_path):
     ):
         path.write_text("old")
     (results / "smollm2" / "PROVENANCE.md").write_text("kept")
-    _script()._clear_run(results, figures)
+    load_script("record_results")._clear_run(results, figures)
     assert sorted(p.name for p in results.iterdir()) == ["smollm2", "toy"]
     assert (results / "toy" / "table1.md").read_text() == "old"
     assert (results / "smollm2" / "PROVENANCE.md").read_text() == "kept"

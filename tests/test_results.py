@@ -3,26 +3,15 @@ the default's tables, they say where they came from, and the README shows them a
 
 from __future__ import annotations
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
 from weights2data.config import load_config
 
-from .project_copy import ROOT
+from .project_copy import ROOT, load_script
 
 FIGURES = ROOT / "results"  # the committed record of the last full run
 CONFIG = load_config(ROOT / "config.yaml")
-
-
-def _readme_tables():
-    spec = importlib.util.spec_from_file_location(
-        "readme_tables", ROOT / "scripts" / "readme_tables.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -62,7 +51,7 @@ def test_committed_results_say_where_they_came_from():
 
 
 def test_readme_tables_are_the_committed_files():
-    module = _readme_tables()
+    module = load_script("readme_tables")
     for name in module.DOCUMENTS:
         _, stale = module.render((ROOT / name).read_text())
         assert stale == [], f"{name}: run scripts/readme_tables.py ({stale})"
