@@ -18,10 +18,12 @@ from .data.build import build_dataset
 from .errors import UserError
 from .gradients.pipeline import store_for_labels
 from .gradients.pseudolabels import label_pool
-from .models import check_same_architecture, load_model
+from .models.arch import check_same_architecture
+from .models.folders import load_tokenizer
+from .models.lm import ModelRef, open_lm
 from .readers import read_record
 from .specs import FinetuneSpec, GradientSpec
-from .strategies import NEEDS_STORE, selectable
+from .strategies import NEEDS_STORE, choose, selectable
 
 
 def load_pool_texts(pool: str, text_column: str = "text") -> pd.DataFrame:
@@ -81,11 +83,10 @@ def select(
     ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D; ``precondition``
     says how D is formed (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``, none
     for SGD)."""
-    from .steps.select import choose
-
     base, final = Path(base), Path(final)
     selectable(strategy)
-    check_same_architecture(load_model(base), load_model(final, base=base))
+    base_lm, final_lm = open_lm(base), open_lm(ModelRef(final, base=base))
+    check_same_architecture(base_lm.module, final_lm.module)
     if task_type == "classification":
         num_classes = infer_num_classes(final, num_classes)
     pool_frame = load_pool_texts(str(pool), text_column)
@@ -94,8 +95,15 @@ def select(
     finetune = FinetuneSpec(
         max_length=max_length, truncate=truncate, loss=loss, optimizer=optimizer
     )
+    tokenizer = load_tokenizer(base)
     labels = label_pool(
-        final, pool_frame, finetune, task_type=task_type, num_classes=num_classes, base_dir=base
+        final_lm,
+        pool_frame,
+        finetune,
+        task_type=task_type,
+        num_classes=num_classes,
+        base_dir=base,
+        tokenizer=load_tokenizer(final, base=base),
     )
     with tempfile.TemporaryDirectory() as tmp:
         store = None
@@ -109,8 +117,8 @@ def select(
                 precondition=precondition,
             )
             store_for_labels(
-                base,
-                final,
+                base_lm,
+                final_lm,
                 labels,
                 store,
                 spec,
@@ -118,6 +126,7 @@ def select(
                 task_type=task_type,
                 num_classes=num_classes,
                 seed=seed,
+                tokenizer=tokenizer,
             )
         picked = choose(labels, store, strategy, k, seed, batch_size)
     if out is not None:

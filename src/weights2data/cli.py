@@ -176,20 +176,6 @@ def step_args(step: Step, namespace: argparse.Namespace) -> Any:
     return cls(**values)
 
 
-def _run(step: Step, args: Any) -> str | None:
-    """The step, with its trunk caches in use for every model it loads (none: none)."""
-    caches = getattr(args, "trunk_cache", ())
-    if not caches:
-        return step.function()(args)
-    from .trunk_cache import activate
-
-    activate(caches)
-    try:
-        return step.function()(args)
-    finally:
-        activate([])
-
-
 def main(argv: list[str] | None = None) -> int:
     started, since = time.perf_counter(), time.time()
     namespace = build_parser().parse_args(argv)
@@ -200,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
-        summary = _run(step, args)
+        summary = step.function()(args)
         if summary:
             print(summary)
         from .provenance import write_sidecars  # here: outside every step's code fingerprint

@@ -19,7 +19,6 @@ Evaluation side only: these read the true training set and never feed back into 
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,60 +34,38 @@ from .atomic import atomic_path, write_json
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
-from .formats import label_token_ids
+from .formats import batches
 from .gradients.closed_form import head_inputs
 from .gradients.pipeline import store_for_labels
 from .gradients.store import load_gradient_store
-from .models import check_same_architecture, load_model, load_tokenizer, output_matrix
+from .losses import LabelMasked, make_loss
+from .models.arch import check_same_architecture, find_blocks, layer_of, output_matrix
+from .models.folders import load_tokenizer
+from .models.lm import LM, ModelLike, ModelRef, open_lm
 from .specs import FinetuneSpec, GradientSpec, TaskSpec, parse_spec
 
-# A layer is a transformer block (GPT-2 "h.3", Llama "layers.3", BERT "layer.3") or, outside
-# the blocks, the module that owns the parameter.
-_BLOCK = re.compile(r"^(.*?\.(?:h|layers|layer|blocks)\.\d+)\.")
 PROBE_L2 = 1e-3
 PROBE_STEPS = 200
+EVAL_BATCH = 128
 
 
 # --------------------------------------------------------------------------- head / body
 
 
-@dataclass(frozen=True)
-class Encoding:
-    """How a classification text is turned into the label-position state (the finetune's)."""
-
-    num_classes: int
-    max_length: int
-    truncate: str
-    batch_size: int = 128
-
-
 @torch.no_grad()
-def label_states(model, tokenizer, texts: Sequence[str], enc: Encoding) -> np.ndarray:
+def label_states(lm: LM, tokenizer, texts: Sequence[str], loss: LabelMasked) -> np.ndarray:
     """Final hidden states at the label position (N×d, float64), in batches."""
-    ids = label_token_ids(tokenizer, enc.num_classes)
-    parts = []
-    for start in range(0, len(texts), enc.batch_size):
-        chunk = list(texts[start : start + enc.batch_size])
-        inputs = head_inputs(
-            model,
-            tokenizer,
-            chunk,
-            np.zeros(len(chunk), dtype=np.int64),
-            loss="label_masked",
-            label_ids=ids,
-            max_length=enc.max_length,
-            truncate=enc.truncate,
-        )
-        parts.append(inputs.hidden.double().cpu().numpy())
-    width = output_matrix(model).shape[1]
-    return np.concatenate(parts) if parts else np.zeros((0, width))
+    parts = [
+        head_inputs(lm, tokenizer, [texts[i] for i in sel], None, loss).hidden
+        for sel in batches(len(texts), EVAL_BATCH)
+    ]
+    width = lm.weight.shape[1]
+    return torch.cat(parts).double().cpu().numpy() if parts else np.zeros((0, width))
 
 
-def label_rows(model, tokenizer, num_classes: int) -> np.ndarray:
+def label_rows(lm: LM, loss: LabelMasked) -> np.ndarray:
     """The C label rows of the output matrix (C×d, float64)."""
-    W = output_matrix(model).detach()
-    rows = torch.as_tensor(label_token_ids(tokenizer, num_classes), device=W.device)
-    return W[rows].double().cpu().numpy()
+    return loss.rows(lm).double().cpu().numpy()
 
 
 def accuracy(rows: np.ndarray, states: np.ndarray, labels: np.ndarray) -> float:
@@ -130,23 +107,23 @@ def probe_accuracy(
 
 
 def head_body_split(
-    base,
-    final,
+    base: LM,
+    final: LM,
     tokenizer,
     test: tuple[list[str], np.ndarray],
-    enc: Encoding,
+    loss: LabelMasked,
     train: tuple[list[str], np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Which part of the finetune carries the skill, on labelled texts ``test``.
+    """Which part of the finetune carries the skill, on labelled texts ``test`` (read at the
+    label position as ``loss`` encodes them).
 
     ``train`` (the expert's training texts) fits the linear probe on base features; without it
     the probe is skipped.
     """
     texts, labels = test[0], np.asarray(test[1])
-    h_base = label_states(base, tokenizer, texts, enc)
-    h_final = label_states(final, tokenizer, texts, enc)
-    w_base = label_rows(base, tokenizer, enc.num_classes)
-    w_final = label_rows(final, tokenizer, enc.num_classes)
+    h_base = label_states(base, tokenizer, texts, loss)
+    h_final = label_states(final, tokenizer, texts, loss)
+    w_base, w_final = label_rows(base, loss), label_rows(final, loss)
     both = np.linalg.norm(h_base, axis=1) * np.linalg.norm(h_final, axis=1)
     state_cos = np.einsum("nd,nd->n", h_base, h_final) / np.where(both > 0, both, np.inf)
     out = {
@@ -159,17 +136,11 @@ def head_body_split(
         "n_eval": int(len(texts)),
     }
     if train is not None and len(train[0]):
-        features = label_states(base, tokenizer, train[0], enc)
+        features = label_states(base, tokenizer, train[0], loss)
         out["probe_base"] = probe_accuracy(
-            features, np.asarray(train[1]), h_base, labels, enc.num_classes
+            features, np.asarray(train[1]), h_base, labels, len(loss.label_ids)
         )
     return out
-
-
-def layer_of(name: str) -> str:
-    """The layer a parameter belongs to: its block, else its owning module."""
-    found = _BLOCK.match(name)
-    return found.group(1) if found else name.rsplit(".", 1)[0]
 
 
 def layer_drift(base, final) -> list[dict]:
@@ -177,9 +148,11 @@ def layer_drift(base, final) -> list[dict]:
     check_same_architecture(base, final)
     finals = dict(final.named_parameters())
     sums: dict[str, list[float]] = {}
+    blocks = find_blocks(base)
+    prefix = blocks[0] if blocks else None
     for name, p0 in base.named_parameters():
         diff = (finals[name].detach().double() - p0.detach().double()).pow(2).sum().item()
-        entry = sums.setdefault(layer_of(name), [0.0, 0.0, 0])
+        entry = sums.setdefault(layer_of(name, prefix), [0.0, 0.0, 0])
         entry[0] += diff
         entry[1] += p0.detach().double().pow(2).sum().item()
         entry[2] += p0.numel()
@@ -224,8 +197,8 @@ class TruthSums(NamedTuple):
 
 
 def truth_gradient_sum(
-    base_dir: Path,
-    final_dir: Path,
+    base: ModelLike,
+    final: ModelLike,
     truth: tuple[list[str], np.ndarray | None],
     specs: tuple[GradientSpec | dict, TaskSpec | dict, FinetuneSpec | dict],
     num_classes: int | None,
@@ -249,8 +222,8 @@ def truth_gradient_sum(
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         store_for_labels(
-            base_dir,
-            final_dir,
+            base,
+            final,
             frame,
             store,
             spec,
@@ -270,10 +243,11 @@ def truth_gradient_sum(
 
 @dataclass(frozen=True)
 class RegimeInputs:
-    """The files and config slices of one regime job (one expert × one store variant)."""
+    """The models, files and config slices of one regime job (one expert × one store variant);
+    ``base`` and ``final`` carry the trunk caches the job reads."""
 
-    base_dir: Path
-    final_dir: Path
+    base: ModelRef
+    final: ModelRef
     dataset_path: Path
     task: TaskSpec
     finetune: FinetuneSpec
@@ -289,17 +263,16 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
     is_cls = inputs.task.classification
     num_classes = num_classes_of(table) if is_cls else None
     train = splits["train"]
+    base, final = open_lm(inputs.base), open_lm(inputs.final)
     sums = truth_gradient_sum(
-        inputs.base_dir,
-        inputs.final_dir,
+        base,
+        final,
         (train["text"].tolist(), train["label"].to_numpy() if is_cls else None),
         (inputs.gradients, inputs.task, inputs.finetune),
         num_classes,
         inputs.seed,
     )
-    total, target = sums.raw, sums.target
-    per_c = checkpoint_cosines(total, target)
-    base, final = load_model(inputs.base_dir), load_model(inputs.final_dir, base=inputs.base_dir)
+    per_c = checkpoint_cosines(sums.raw, sums.target)
     result = dict(
         keys,
         cos_truth_delta=mean_finite(per_c),
@@ -307,34 +280,36 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
         cos_truth_delta_rms=sums.rms_cosine(),
         n_true=len(train),
         num_classes=num_classes,
-        body_drift=body_drift(base, final),
-        layers=layer_drift(base, final),
+        body_drift=body_drift(base.module, final.module),
+        layers=layer_drift(base.module, final.module),
     )
     if is_cls:
-        enc = Encoding(num_classes, inputs.finetune.max_length, inputs.finetune.truncate)
-        tokenizer = load_tokenizer(inputs.base_dir)
-        test = splits["test"]
+        tokenizer = load_tokenizer(inputs.base.path)
+        finetune, test = inputs.finetune, splits["test"]
+        loss = make_loss(
+            "label_masked", tokenizer, num_classes, finetune.max_length, finetune.truncate
+        )
         result["head_body"] = head_body_split(
             base,
             final,
             tokenizer,
             (test["text"].tolist(), test["label"].to_numpy()),
-            enc,
+            loss,
             train=(train["text"].tolist(), train["label"].to_numpy()),
         )
     with atomic_path(out_sum) as tmp:
         with open(tmp, "wb") as fh:
-            np.save(fh, total)
+            np.save(fh, sums.raw)
     write_json(out_json, result)
     return result
 
 
-def check_pair(base_dir: Path, final_dir: Path):
-    """Load a base and a final model and refuse a pair that cannot be a base and its finetune."""
-    base, final = load_model(base_dir), load_model(final_dir, base=base_dir)
-    check_same_architecture(base, final)
-    if not any(
-        bool((p0 != p1).any()) for p0, p1 in zip(base.parameters(), final.parameters(), strict=True)
-    ):
+def check_pair(base_dir: Path, final_dir: Path) -> tuple[LM, LM]:
+    """Open a base and a final model and refuse a pair that cannot be a base and its finetune."""
+    base = open_lm(base_dir)
+    final = open_lm(ModelRef(Path(final_dir), base=Path(base_dir)))
+    check_same_architecture(base.module, final.module)
+    pairs = zip(base.module.parameters(), final.module.parameters(), strict=True)
+    if not any(bool((p0 != p1).any()) for p0, p1 in pairs):
         raise UserError("the final model equals the base; give a finetune of this base.")
     return base, final

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from .metrics import embed_texts, ot_distance, vocab_containment
 from .readers import read_array, read_table
 from .specs import FinetuneSpec, RetrainSpec, TaskSpec
 
+if TYPE_CHECKING:
+    from .models.lm import ModelRef
+
 
 def true_training_texts(
     dataset_path: Path, task: TaskSpec | dict, seed: int, split_seed: int
@@ -26,7 +30,7 @@ def true_training_texts(
 
 
 def retrain(
-    base_dir: Path,
+    base: ModelRef | Path,
     selection_path: Path,
     dataset_path: Path,
     specs: tuple[TaskSpec, FinetuneSpec, RetrainSpec],
@@ -35,9 +39,11 @@ def retrain(
     keys: dict,
 ) -> dict:
     """Finetune a fresh base on the selection (+ pseudolabels), best-by-val, report test.
-    ``seeds`` = (the retraining's seed, the val/test split seed)."""
-    from .experts import train_config  # torch only where a model is trained
-    from .models import load_model, load_tokenizer
+    ``base``: a folder, or a reference with the trunk caches to read; ``seeds`` = (the
+    retraining's seed, the val/test split seed)."""
+    from .experts import as_ref, train_config  # torch only where a model is trained
+    from .models.folders import load_tokenizer
+    from .models.lm import open_lm
     from .train import evaluate, finetune
 
     task, finetune_spec, retrain_spec = specs
@@ -55,9 +61,10 @@ def retrain(
     labels = chosen["pseudolabel"].to_numpy() if is_cls else None
     val = (splits["val"]["text"].tolist(), splits["val"]["label"].to_numpy() if is_cls else None)
     test = (splits["test"]["text"].tolist(), splits["test"]["label"].to_numpy() if is_cls else None)
-    model, tokenizer = load_model(base_dir), load_tokenizer(base_dir)
-    model, info = finetune(model, tokenizer, (chosen["text"].tolist(), labels), val, cfg, seed)
-    scores = evaluate(model, tokenizer, *test, cfg)
+    base = as_ref(base)
+    lm, tokenizer = open_lm(base), load_tokenizer(base.path)
+    lm, info = finetune(lm, tokenizer, (chosen["text"].tolist(), labels), val, cfg, seed)
+    scores = evaluate(lm, tokenizer, *test, cfg)
     result = dict(
         keys,
         n_selected=len(chosen),

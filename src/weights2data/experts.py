@@ -10,11 +10,12 @@ import pandas as pd
 from .atomic import write_json
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
-from .finals import save_top
-from .models import load_model, load_tokenizer, save_model
+from .models.folders import load_tokenizer, save_model
+from .models.lm import ModelRef, open_lm
+from .models.regime import parse_trainable, trained_state
+from .models.tops import save_top
 from .specs import FinetuneSpec, TaskSpec, as_dict, parse_spec
 from .train import TrainConfig, evaluate, finetune
-from .trainable import parse_trainable
 
 
 def train_config(
@@ -31,8 +32,13 @@ def _xy(frame: pd.DataFrame, task_type: str):
     return texts, (frame["label"].to_numpy() if task_type == "classification" else None)
 
 
+def as_ref(model: ModelRef | Path) -> ModelRef:
+    """A folder as a reference with no caches; a reference as it is."""
+    return model if isinstance(model, ModelRef) else ModelRef(Path(model))
+
+
 def train_expert(
-    base_dir: Path,
+    base: ModelRef | Path,
     dataset_path: Path,
     task: TaskSpec,
     finetune_spec: FinetuneSpec,
@@ -41,21 +47,25 @@ def train_expert(
     out_metrics: Path,
 ) -> dict:
     """Finetune the base on the task's training subset; save the best-by-val model and metrics.
-    ``seeds`` = (the expert's seed, the val/test split seed)."""
+    ``base``: a folder, or a reference with the trunk caches to read; ``seeds`` = (the
+    expert's seed, the val/test split seed)."""
     seed, split_seed = seeds
     table = read_dataset(dataset_path)
     splits = task_splits(table, task, seed, split_seed)
     cfg = train_config(task, finetune_spec, num_classes_of(table))
-    model, tokenizer = load_model(base_dir), load_tokenizer(base_dir)
-    model, info = finetune(
-        model,
+    base = as_ref(base)
+    lm, tokenizer = open_lm(base), load_tokenizer(base.path)
+    regime = parse_trainable(cfg.trainable)
+    before = trained_state(lm.module, regime) if regime.freezes else None
+    lm, info = finetune(
+        lm,
         tokenizer,
         _xy(splits["train"], cfg.task_type),
         _xy(splits["val"], cfg.task_type),
         cfg,
         seed,
     )
-    test = evaluate(model, tokenizer, *_xy(splits["test"], cfg.task_type), cfg)
+    test = evaluate(lm, tokenizer, *_xy(splits["test"], cfg.task_type), cfg)
     metrics = {"test_" + k: v for k, v in test.items()}
     metrics.update(
         info,
@@ -67,9 +77,9 @@ def train_expert(
     if cfg.task_type == "classification":
         majority = int(np.bincount(splits["train"]["label"]).argmax())
         metrics["majority_rate"] = float((splits["test"]["label"] == majority).mean())
-    if parse_trainable(cfg.trainable).freezes:  # the base plus what the finetune changed
-        save_top(model, load_model(base_dir), tokenizer, out_model, base_dir, {"metrics": metrics})
+    if before is not None:  # the base plus what the finetune changed
+        save_top(lm.module, before, tokenizer, out_model, base.path, {"metrics": metrics})
     else:
-        save_model(model, tokenizer, out_model, extra={"metrics": metrics})
+        save_model(lm.module, tokenizer, out_model, extra={"metrics": metrics})
     write_json(out_metrics, metrics)
     return metrics

@@ -9,8 +9,10 @@ last text token, so the label token itself never needs to be fed to the model: a
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import UserError
@@ -128,3 +130,38 @@ def lm_targets(batch: LMBatch) -> tuple[torch.Tensor, torch.Tensor]:
     targets = batch.input_ids[:, 1:]
     valid = batch.attention_mask[:, 1:].bool()
     return targets, valid
+
+
+ENCODINGS = ("classification", "sft")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a step turns texts into token ids: what its loss reads, and what a trunk cache it
+    uses must have been built with (``kind``: classification or sft)."""
+
+    kind: str
+    max_length: int
+    truncate: str = "left"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODINGS:
+            raise UserError(f"encoding must be one of {ENCODINGS}, got {self.kind!r}.")
+
+    @property
+    def classification(self) -> bool:
+        return self.kind == "classification"
+
+    def encode(self, tokenizer, texts) -> ClassificationBatch | LMBatch:
+        """The batch of ``texts``: label position for classification, next-token for sft."""
+        if self.classification:
+            return encode_classification(tokenizer, list(texts), self.max_length, self.truncate)
+        return encode_lm(tokenizer, list(texts), self.max_length)
+
+
+def batches(n: int, size: int, order: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Indices of ``n`` items (in ``order``, default 0 … n−1) in consecutive runs of ``size``:
+    the one batching loop of every pass over texts."""
+    idx = np.arange(n) if order is None else order
+    for start in range(0, n, size):
+        yield idx[start : start + size]

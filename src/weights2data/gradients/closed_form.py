@@ -18,24 +18,22 @@ Loss conventions and the reduction each per-example gradient uses:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..device import device_of
 from ..errors import UserError
-from ..formats import encode_classification, encode_lm, label_token_ids, lm_targets
-from ..models import check_same_architecture, final_hidden, output_matrix
+from ..losses import LOSSES, Positions, TaskLoss, make_loss
+from ..models.arch import check_same_architecture
+from ..models.lm import LM, ModelLike, as_lm
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
 from .layers import adapted_hint
-from .models_io import ModelLike, _as_model, _as_tokenizer
+from .models_io import as_tokenizer
 from .precondition import Visit
 
-GRADIENT_LOSSES = ("label_masked", "full_vocab", "lm")
-# Positions whose V-dim probability rows are held at once: bounds memory for big vocabularies.
-CHUNK_ELEMENTS = 1 << 24
+GRADIENT_LOSSES = LOSSES
 
 
 # --------------------------------------------------------------------------- inputs
@@ -44,14 +42,6 @@ CHUNK_ELEMENTS = 1 << 24
 def _check_loss(loss: str) -> None:
     if loss not in GRADIENT_LOSSES:
         raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(GRADIENT_LOSSES)}.")
-
-
-def _label_ids(loss: str, tokenizer, num_classes: int | None) -> list[int] | None:
-    if loss == "lm":
-        return None
-    if num_classes is None or num_classes < 2:
-        raise UserError(f"loss {loss!r} needs num_classes ≥ 2 (the number of label letters).")
-    return label_token_ids(tokenizer, num_classes)
 
 
 def _check_labels(labels, n: int, loss: str, num_classes: int | None) -> np.ndarray | None:
@@ -75,135 +65,53 @@ def _check_labels(labels, n: int, loss: str, num_classes: int | None) -> np.ndar
 # --------------------------------------------------------------------------- forward to the head
 
 
-@dataclass
-class HeadInputs:
-    """Everything the closed form needs: the trained positions of one batch of texts."""
-
-    hidden: torch.Tensor  # (P, d) final hidden states
-    targets: torch.Tensor  # (P,) row of the used output rows that each position should predict
-    weights: torch.Tensor  # (P,) loss weight of the position within its example
-    example: torch.Tensor  # (P,) which example each position belongs to
-    n_examples: int
-    # the whole batch, for a backward pass into the body (layers beyond the head)
-    full: torch.Tensor | None = None  # (B, T, d) final hidden states of every position
-    time: torch.Tensor | None = None  # (P,) the position's index within its text
-    mask: torch.Tensor | None = None  # (B, T) the attention mask: real tokens
-
-
 @dataclass(frozen=True)
 class Batch:
-    """One forward batch: the texts, their labels, and how they are encoded."""
+    """One forward batch: the texts, their labels, and the loss that encodes and reads them."""
 
     texts: Sequence[str]
     labels: np.ndarray | None
-    loss: str
-    label_ids: list[int] | None
-    max_length: int
-    truncate: str
+    loss: TaskLoss
 
 
-def forward_positions(model, tokenizer, batch: Batch) -> HeadInputs:
+def forward_positions(lm: LM, tokenizer, batch: Batch) -> Positions:
     """One forward pass to the final hidden states; keep only the positions the loss trains.
 
     Runs under the caller's grad mode: ``head_inputs`` turns it off, the layer gradients
     (``hooks``) keep it on to run the backward pass from the final states.
     """
-    device = device_of(model)
-    texts, loss = list(batch.texts), batch.loss
-    n = len(texts)
-    if loss == "lm":
-        enc = encode_lm(tokenizer, texts, batch.max_length)
-        ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
-        full = final_hidden(model, ids, mask)
-        hidden = full[:, :-1]
-        targets, valid = lm_targets(enc)
-        valid = valid.to(device)
-        counts = valid.sum(dim=1).clamp(min=1).to(hidden.dtype)
-        example = torch.arange(n, device=device)[:, None].expand_as(valid)[valid]
-        time = torch.arange(valid.shape[1], device=device)[None, :].expand_as(valid)[valid]
-        return HeadInputs(
-            hidden[valid],
-            targets.to(device)[valid],
-            1.0 / counts[example],
-            example,
-            n,
-            full,
-            time,
-            mask,
-        )
-    enc = encode_classification(tokenizer, texts, batch.max_length, batch.truncate)
-    ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
-    rows = torch.arange(n, device=device)
-    full = final_hidden(model, ids, mask)
-    time = enc.label_pos.to(device)
-    hidden = full[rows, time]
-    targets = torch.as_tensor(batch.labels, device=device)
-    if loss == "full_vocab":
-        targets = torch.as_tensor(batch.label_ids, device=device)[targets]
-    weights = torch.ones(n, dtype=hidden.dtype, device=device)
-    return HeadInputs(hidden, targets, weights, rows, n, full, time, mask)
+    encoded = batch.loss.encode(tokenizer, list(batch.texts))
+    return batch.loss.positions(lm, encoded, batch.labels)
 
 
 @torch.no_grad()
-def head_inputs(
-    model,
-    tokenizer,
-    texts: Sequence[str],
-    labels: np.ndarray | None,
-    *,
-    loss: str,
-    label_ids: list[int] | None,
-    max_length: int,
-    truncate: str,
-) -> HeadInputs:
+def head_inputs(lm: LM, tokenizer, texts: Sequence[str], labels, loss: TaskLoss) -> Positions:
     """``forward_positions`` without autograd: all the closed form and the pseudolabels need."""
-    batch = Batch(texts, labels, loss, label_ids, max_length, truncate)
-    return forward_positions(model, tokenizer, batch)
+    return forward_positions(lm, tokenizer, Batch(texts, labels, loss))
 
 
-def _output_rows(model, loss: str, label_ids: list[int] | None) -> torch.Tensor:
-    """The rows of W the loss's softmax runs over: the C label rows or the whole vocabulary."""
-    W = output_matrix(model).detach()
-    return W[torch.as_tensor(label_ids, device=W.device)] if loss == "label_masked" else W
-
-
-def head_delta(base, final, loss: str, label_ids: list[int] | None) -> torch.Tensor:
+def head_delta(base: LM, final: LM, loss: TaskLoss) -> torch.Tensor:
     """θ0 − θf of the output rows the loss uses (the C label rows, or all V)."""
-    return _output_rows(base, loss, label_ids) - _output_rows(final, loss, label_ids)
+    return loss.rows(base) - loss.rows(final)
 
 
-def _chunks(n_positions: int, n_rows: int) -> Iterator[slice]:
-    step = max(1, CHUNK_ELEMENTS // max(n_rows, 1))
-    for start in range(0, n_positions, step):
-        yield slice(start, min(start + step, n_positions))
-
-
-def residuals(inputs: HeadInputs, rows: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(part, u)`` over chunks of positions: u_t = w_t (softmax(rows h_t) − e_{y_t}), the loss
-    gradient at the logits (so u hᵀ is the head's gradient and u rows the final state's)."""
-    for part in _chunks(len(inputs.targets), rows.shape[0]):
-        h = inputs.hidden[part].detach()
-        u = torch.softmax(h @ rows.T, dim=1)
-        u[torch.arange(len(h), device=u.device), inputs.targets[part]] -= 1.0
-        u *= inputs.weights[part, None]
-        yield part, u
-
-
-def visit_head(inputs: HeadInputs, rows: torch.Tensor, visit: Visit) -> None:
+def visit_head(inputs: Positions, loss: TaskLoss, rows: torch.Tensor, visit: Visit) -> None:
     """Hand the head's outer-product factors to ``visit`` (part 0, U, H, example, n), by chunk."""
-    for part, u in residuals(inputs, rows):
+    for part, u in loss.residuals(inputs, rows):
         h = inputs.hidden[part].detach()
         visit(0, u, h, inputs.example[part], inputs.n_examples)
 
 
-def sketch_gradients(inputs: HeadInputs, rows: torch.Tensor, projector: Projector) -> torch.Tensor:
+def sketch_gradients(
+    inputs: Positions, loss: TaskLoss, rows: torch.Tensor, projector: Projector
+) -> torch.Tensor:
     """Per-example Σ_t w_t (softmax(rows h_t) − e_{y_t}) h_tᵀ, through the projector: (n × k)."""
     out = inputs.hidden.new_zeros((inputs.n_examples, projector.k))
 
     def add(_part: int, U: torch.Tensor, H: torch.Tensor, example: torch.Tensor, n: int) -> None:
         out.add_(projector.project_outer_sum(U, H, example, n))
 
-    visit_head(inputs, rows, add)
+    visit_head(inputs, loss, rows, add)
     return out
 
 
@@ -248,9 +156,10 @@ def per_example_gradients(
     vocabularies only). Rows of the flattened matrix are the label tokens / the vocabulary.
     """
     _check_loss(loss)
-    label_ids = _label_ids(loss, tokenizer, num_classes)
+    task_loss = make_loss(loss, tokenizer, num_classes, max_length, truncate)
     labels = _check_labels(labels, len(texts), loss, num_classes)
-    rows = _output_rows(model, loss, label_ids)
+    lm = as_lm(model)
+    rows = task_loss.rows(lm)
     if projector is None:
         projector = make_projector("none", rows.shape[0], rows.shape[1], 0, 0)
     if (projector.V, projector.d) != tuple(rows.shape):
@@ -260,18 +169,17 @@ def per_example_gradients(
         )
     if len(texts) == 0:
         return rows.new_zeros((0, projector.k))
-    inputs = head_inputs(
-        model,
-        tokenizer,
-        texts,
-        labels,
-        loss=loss,
-        label_ids=label_ids,
-        max_length=max_length,
-        truncate=truncate,
-    )
+    inputs = head_inputs(lm, tokenizer, texts, labels, task_loss)
     with torch.no_grad():
-        return sketch_gradients(inputs, rows, projector)
+        return sketch_gradients(inputs, task_loss, rows, projector)
+
+
+def head_loss(loss: str, tokenizer, model: ModelLike, num_classes: int | None) -> TaskLoss:
+    """The loss object whose output rows Δ is taken over: the label rows for label_masked
+    (which needs the tokenizer's label letters), the whole vocabulary otherwise."""
+    if loss == "label_masked":
+        return make_loss(loss, as_tokenizer(tokenizer, model), num_classes, 2)
+    return make_loss("lm", None, None, 2)
 
 
 def target_direction(
@@ -289,12 +197,9 @@ def target_direction(
     losses sketch the whole V×d difference with ``projector`` (required when V·d is large).
     """
     _check_loss(loss)
-    base_m, final_m = _as_model(base), _as_model(final)
-    check_same_architecture(base_m, final_m)
-    label_ids = None
-    if loss == "label_masked":
-        label_ids = _label_ids(loss, _as_tokenizer(tokenizer, base), num_classes)
-    delta = head_delta(base_m, final_m, loss, label_ids)
+    base_m, final_m = as_lm(base), as_lm(final, base)
+    check_same_architecture(base_m.module, final_m.module)
+    delta = head_delta(base_m, final_m, head_loss(loss, tokenizer, base, num_classes))
     if not torch.isfinite(delta).all():
         raise UserError(
             "Δ = base − final of the output layer has NaN or inf entries; "
@@ -305,7 +210,7 @@ def target_direction(
             "the final model's output layer equals the base model's"
             + (" on the label rows" if loss == "label_masked" else "")
             + ", so there is no direction to select toward. Give a final model that was "
-            "finetuned from this base (with these label letters)." + adapted_hint(final_m)
+            "finetuned from this base (with these label letters)." + adapted_hint(final_m.updates)
         )
     if projector is None:
         projector = make_projector("none", delta.shape[0], delta.shape[1], 0, 0)

@@ -18,17 +18,11 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models import output_matrix
+from ..losses import TaskLoss
+from ..models.arch import output_matrix
+from ..models.lm import LM
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
-from .closed_form import (
-    Batch,
-    _output_rows,
-    forward_positions,
-    gradient_projector,
-    head_delta,
-    residuals,
-    visit_head,
-)
+from .closed_form import Batch, forward_positions, gradient_projector, head_delta, visit_head
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
 from .precondition import BatchSink, Visit
 
@@ -124,38 +118,32 @@ def gradient_space(
     return GradientSpace(choice, head, body)
 
 
-def space_target(
-    base: torch.nn.Module,
-    final: torch.nn.Module,
-    space: GradientSpace,
-    loss: str,
-    label_ids: list[int] | None,
-) -> np.ndarray:
+def space_target(base: LM, final: LM, space: GradientSpace, loss: TaskLoss) -> np.ndarray:
     """Δ = θ0 − θf of every chosen layer, sketched with the space's maps and concatenated."""
-    deltas = ([head_delta(base, final, loss, label_ids)] if space.head is not None else []) + [
-        layer_delta(base, final, name) for name in space.choice.modules
+    deltas = ([head_delta(base, final, loss)] if space.head is not None else []) + [
+        layer_delta(base.module, final, name) for name in space.choice.modules
     ]
     if not all(bool(torch.isfinite(d).all()) for d in deltas):
         raise UserError("Δ = base − final has NaN or inf entries; check both checkpoints load.")
     if not any(bool((d != 0).any()) for d in deltas):
         raise UserError(
             "the final model equals the base on every chosen layer, so there is no direction "
-            "to select toward." + adapted_hint(final)
+            "to select toward." + adapted_hint(final.updates)
         )
     with torch.no_grad():
         parts = [p.project_matrix(d) for p, d in zip(space.parts(), deltas, strict=True)]
     return torch.cat(parts).double().cpu().numpy()
 
 
-def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
+def visit_layers(lm: LM, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """Hand every chosen layer's outer-product factors of one batch to ``visit`` (part index,
     U, H, example, n): the head's residual chunks first, then each body layer once."""
-    rows = _output_rows(model, batch.loss, batch.label_ids)
-    with _Capture(model, space.choice.modules) as capture, torch.enable_grad():
-        inputs = forward_positions(model, tokenizer, batch)
+    rows = batch.loss.rows(lm)
+    with _Capture(lm.module, space.choice.modules) as capture, torch.enable_grad():
+        inputs = forward_positions(lm, tokenizer, batch)
         n = inputs.n_examples
         at_state = torch.zeros_like(inputs.hidden, requires_grad=False)
-        for part, u in residuals(inputs, rows):
+        for part, u in batch.loss.residuals(inputs, rows):
             if space.head is not None:
                 h = inputs.hidden[part].detach()
                 visit(0, u, h, inputs.example[part], n)
@@ -184,15 +172,15 @@ def visit_layers(model, tokenizer, batch: Batch, space: GradientSpace, visit: Vi
             visit(first + i, delta, x, example, n)
 
 
-def visit_batch(model, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
+def visit_batch(lm: LM, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """One batch's factors of every part: the closed form alone (no autograd) for a head-only
     space, otherwise one forward and one backward pass (``visit_layers``)."""
     if space.choice.head_only:
-        rows = _output_rows(model, batch.loss, batch.label_ids)
+        rows = batch.loss.rows(lm)
         with torch.no_grad():
-            visit_head(forward_positions(model, tokenizer, batch), rows, visit)
+            visit_head(forward_positions(lm, tokenizer, batch), batch.loss, rows, visit)
     else:
-        visit_layers(model, tokenizer, batch, space, visit)
+        visit_layers(lm, tokenizer, batch, space, visit)
 
 
 def sketch_batch(

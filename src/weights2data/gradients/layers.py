@@ -15,14 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..adapters import adapter_updates
 from ..errors import UserError
+from ..models.arch import block_list
 
 HEAD = "head"
 LAST_BLOCK = "blocks.-1"
 _BLOCK_ENTRY = re.compile(r"^blocks\.(-?\d+)$")
-# names of the module list that holds the transformer blocks (GPT-2, Llama, BERT, others)
-_BLOCK_LISTS = ("h", "layers", "layer", "blocks")
 
 
 def normalise_layers(layers: str | Sequence[str]) -> tuple[str, ...]:
@@ -78,21 +76,6 @@ def linear_modules(model: torch.nn.Module) -> list[str]:
     return names
 
 
-def _blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
-    """The module list of transformer blocks (the longest one with a block-list name)."""
-    found = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in _BLOCK_LISTS
-    ]
-    if not found:
-        raise UserError(
-            f"{type(model).__name__} has no list of transformer blocks "
-            f"({', '.join(_BLOCK_LISTS)}); name its linear layers in gradients.layers instead."
-        )
-    return max(found, key=lambda item: len(item[1]))
-
-
 @dataclass(frozen=True)
 class LayerChoice:
     """The resolved ``layers``: whether the head is in, and the body layers (model order)."""
@@ -120,7 +103,7 @@ def resolve_layers(model: torch.nn.Module, layers: str | Sequence[str]) -> Layer
             continue
         block = _BLOCK_ENTRY.match(entry)
         if block:
-            prefix, blocks = _blocks(model)
+            prefix, blocks = block_list(model)
             index = int(block.group(1))
             if not -len(blocks) <= index < len(blocks):
                 raise UserError(
@@ -140,13 +123,14 @@ def resolve_layers(model: torch.nn.Module, layers: str | Sequence[str]) -> Layer
     return LayerChoice(head, tuple(name for name in known if name in chosen))
 
 
-def layer_delta(base: torch.nn.Module, final: torch.nn.Module, name: str) -> torch.Tensor:
-    """Δ of one body layer, out × in: θ0 − θf; for a merged adapter, minus its own update."""
+def layer_delta(base: torch.nn.Module, final, name: str) -> torch.Tensor:
+    """Δ of one body layer, out × in: θ0 − θf; for a merged adapter (``final.updates``), minus
+    its own update. ``final``: an ``LM``."""
     module = base.get_submodule(name)
-    updates = adapter_updates(final)
+    updates = final.updates
     if updates is not None and name in updates:
         return -_orient(module, updates[name].to(module_dtype(module)))
-    return effective_weight(module) - effective_weight(final.get_submodule(name))
+    return effective_weight(module) - effective_weight(final.module.get_submodule(name))
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:
@@ -159,9 +143,8 @@ def layer_shape(model: torch.nn.Module, name: str) -> tuple[int, int]:
     return tuple(_orient(module, _base_layer(module).weight).shape)
 
 
-def adapted_hint(final: torch.nn.Module) -> str:
+def adapted_hint(updates: dict | None) -> str:
     """For errors: the modules a merged adapter changed, as a layers value to use instead."""
-    updates = adapter_updates(final)
     if not updates:
         return ""
     names = sorted(updates)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import pandas as pd
 
 from ..errors import UserError
-from ..models import load_tokenizer
+from ..models.lm import ModelLike
 from ..specs import FinetuneSpec, GradientSpec
+from .models_io import as_tokenizer
 from .shards import shard_bounds
 from .store import build_gradient_store
 
@@ -29,8 +29,8 @@ def gradient_loss(task_type: str, finetune_loss: str) -> str:
 
 
 def store_for_labels(
-    base_dir: Path,
-    final_dir: Path,
+    base: ModelLike,
+    final: ModelLike,
     labels: pd.DataFrame,
     out: str | os.PathLike,
     spec: GradientSpec,
@@ -40,11 +40,13 @@ def store_for_labels(
     num_classes: int | None,
     seed: int,
     shard: tuple[int, int] | None = None,
+    tokenizer=None,
 ) -> dict:
     """Per-example gradients of the labelled pool under the spec's model, and Δ; the meta.
 
     ``shard = (i, S)`` writes shard i of S (``shards.shard_bounds``); gather them with
-    ``shards.gather_gradient_stores``.
+    ``shards.gather_gradient_stores``. ``base`` / ``final``: folders, references (with
+    their trunk caches) or opened models; ``tokenizer``: default, the base's.
     """
     rows = None
     if shard is not None:
@@ -54,13 +56,13 @@ def store_for_labels(
         rows = shard_bounds(len(labels), count, spec.batch_size)[index]
     loss = gradient_loss(task_type, spec.loss or finetune.loss)
     return build_gradient_store(
-        Path(base_dir),
-        Path(final_dir),
+        base,
+        final,
         labels["text"].tolist(),
         None if loss == "lm" else labels["pseudolabel"].to_numpy(),
         out,
         dataclasses.replace(spec, loss=loss),
-        tokenizer=load_tokenizer(base_dir),
+        tokenizer=as_tokenizer(tokenizer, base),
         num_classes=num_classes,
         seed=seed,
         max_length=finetune.max_length,

@@ -7,6 +7,7 @@ loss the P-Min / P-Max baselines rank by.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pandas as pd
 import torch
 
 from ..errors import UserError
-from ..models import load_tokenizer, output_matrix
+from ..formats import batches
+from ..losses import make_loss
+from ..models.lm import ModelLike, ModelRef, as_lm
 from ..progress import tqdm
 from ..specs import FinetuneSpec
-from .closed_form import _chunks, _label_ids, head_inputs
-from .models_io import ModelLike, _as_final, _as_tokenizer
+from .closed_form import head_inputs
+from .models_io import as_tokenizer
 
 TASK_TYPES = ("classification", "sft")
 
@@ -51,23 +54,19 @@ def pseudolabel(
         raise UserError(f"unknown task_type {task_type!r}; choose one of {', '.join(TASK_TYPES)}.")
     if batch_size < 1:
         raise UserError("batch_size must be at least 1.")
-    tokenizer = _as_tokenizer(tokenizer, final_model)
-    model = _as_final(final_model, base)
-    if task_type == "sft":
-        loss, label_ids = "lm", None
-    else:
-        if loss not in ("label_masked", "full_vocab"):
-            raise UserError(
-                f"classification loss must be label_masked or full_vocab, not {loss!r}."
-            )
-        label_ids = _label_ids(loss, tokenizer, num_classes)
+    if task_type == "classification" and loss not in ("label_masked", "full_vocab"):
+        raise UserError(f"classification loss must be label_masked or full_vocab, not {loss!r}.")
+    tokenizer = as_tokenizer(tokenizer, final_model)
+    lm = as_lm(final_model, base)
+    name = "lm" if task_type == "sft" else loss
+    task_loss = make_loss(name, tokenizer, num_classes, max_length, truncate)
     labels, losses = [], []
-    for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="pseudolabel"):
-        chunk = list(texts[start : start + batch_size])
-        if task_type == "sft":
-            lab, los = _lm_losses(model, tokenizer, chunk, max_length)
-        else:
-            lab, los = _label_losses(model, tokenizer, chunk, loss, label_ids, max_length, truncate)
+    steps = batches(len(texts), batch_size)
+    for sel in tqdm(
+        steps, total=-(-len(texts) // batch_size), disable=not progress, desc="pseudolabel"
+    ):
+        positions = head_inputs(lm, tokenizer, [texts[i] for i in sel], None, task_loss)
+        lab, los = task_loss.pseudolabel(lm, positions)
         labels.append(lab)
         losses.append(los)
     return pd.DataFrame(
@@ -78,54 +77,8 @@ def pseudolabel(
     )
 
 
-def _label_losses(model, tokenizer, texts, loss, label_ids, max_length, truncate):
-    dummy = np.zeros(len(texts), dtype=np.int64)
-    inputs = head_inputs(
-        model,
-        tokenizer,
-        texts,
-        dummy,
-        loss="label_masked",
-        label_ids=label_ids,
-        max_length=max_length,
-        truncate=truncate,
-    )
-    W = output_matrix(model).detach()
-    label_rows = torch.as_tensor(label_ids, device=W.device)
-    label_logits = inputs.hidden @ W[label_rows].T
-    labels = label_logits.argmax(dim=1)
-    logits = label_logits if loss == "label_masked" else inputs.hidden @ W.T
-    targets = labels if loss == "label_masked" else label_rows[labels]
-    losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return labels.cpu().numpy(), losses.double().cpu().numpy()
-
-
-def _lm_losses(model, tokenizer, texts, max_length):
-    inputs = head_inputs(
-        model,
-        tokenizer,
-        texts,
-        None,
-        loss="lm",
-        label_ids=None,
-        max_length=max_length,
-        truncate="left",
-    )
-    W = output_matrix(model).detach()
-    total = inputs.hidden.new_zeros(inputs.n_examples)
-    count = inputs.hidden.new_zeros(inputs.n_examples)
-    for part in _chunks(len(inputs.targets), W.shape[0]):
-        ce = torch.nn.functional.cross_entropy(
-            inputs.hidden[part] @ W.T, inputs.targets[part], reduction="none"
-        )
-        total.index_add_(0, inputs.example[part], ce)
-        count.index_add_(0, inputs.example[part], torch.ones_like(ce))
-    losses = torch.where(count > 0, total / count.clamp(min=1), torch.nan)
-    return np.full(len(texts), -1), losses.double().cpu().numpy()
-
-
 def label_pool(
-    final_dir: Path,
+    final: ModelLike,
     pool: pd.DataFrame,
     finetune: FinetuneSpec,
     *,
@@ -133,12 +86,16 @@ def label_pool(
     num_classes: int | None,
     batch_size: int = 64,
     base_dir: Path | None = None,
+    tokenizer=None,
 ) -> pd.DataFrame:
     """The pool with the final model's pseudolabel of every text and its loss on that label
-    (``base_dir``: the base a PEFT adapter final is merged over, when its config names none)."""
+    (``base_dir``: the base a PEFT adapter final is merged over, when its config names none;
+    ``tokenizer``: default, the final's own)."""
+    if isinstance(final, str | os.PathLike):
+        final = ModelRef(Path(final), base=None if base_dir is None else Path(base_dir))
     labels = pseudolabel(
-        final_dir,
-        load_tokenizer(final_dir, base=base_dir),
+        final,
+        tokenizer,
         pool["text"].tolist(),
         task_type=task_type,
         num_classes=num_classes,

@@ -20,13 +20,17 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import UserError
-from ..models import check_same_architecture, weights_fingerprint
+from ..formats import batches
+from ..losses import TaskLoss, make_loss
+from ..models.arch import check_same_architecture
+from ..models.fingerprint import weights_fingerprint
+from ..models.lm import LM, ModelLike, ModelRef, as_lm
 from ..progress import tqdm
 from ..specs import GradientSpec
 from . import precondition as rms
-from .closed_form import Batch, _check_labels, _check_loss, _label_ids, target_direction
+from .closed_form import Batch, _check_labels, _check_loss, target_direction
 from .hooks import GradientSpace, gradient_space, sketch_batch, space_target, visit_batch
-from .models_io import ModelLike, _as_final, _as_model, _as_tokenizer, interpolated_models
+from .models_io import as_tokenizer, interpolated_models
 from .store_io import SHARD_KEY, STORE_FILES, load_gradient_store
 
 __all__ = ["SHARD_KEY", "STORE_FILES", "build_gradient_store", "load_gradient_store"]
@@ -35,7 +39,14 @@ STORE_VERSION = 1
 
 
 def _fingerprint(model: ModelLike) -> str:
-    """The weights' identity: file hash for a folder, parameter hash for a loaded model."""
+    """The weights' identity: file hash for a folder, parameter hash for a model built in
+    memory."""
+    if isinstance(model, ModelRef):
+        return weights_fingerprint(model.path)
+    if isinstance(model, LM):
+        if model.source is not None:
+            return weights_fingerprint(model.source)
+        model = model.module
     if not isinstance(model, torch.nn.Module):
         return weights_fingerprint(model)
     digest = hashlib.sha256()
@@ -59,6 +70,7 @@ class _StoreJob:
     truncate: str
     batch_size: int
     span: range  # the pool rows this store (or shard) holds
+    objective: TaskLoss | None = None  # the loss object: encodes texts, reads positions
     precondition: dict | None = None  # the meta's plan of the RMS space (None: raw only)
     scales: dict | None = None  # rank-1 RMS factors per sketched part (the statistics pass)
 
@@ -107,13 +119,14 @@ def build_gradient_store(
     loss, checkpoints, batch_size = spec.loss or "label_masked", spec.checkpoints, spec.batch_size
     projection = None if spec.projection == "auto" else spec.projection
     texts = _checked_store_request(texts, loss, batch_size, checkpoints, spec.model)
-    tokenizer = _as_tokenizer(tokenizer, base)
-    base_m, final_m = _as_model(base), _as_final(final, base)
-    check_same_architecture(base_m, final_m)
-    label_ids = _label_ids(loss, tokenizer, num_classes)
+    tokenizer = as_tokenizer(tokenizer, base)
+    base_m, final_m = as_lm(base), as_lm(final, base)
+    check_same_architecture(base_m.module, final_m.module)
+    objective = make_loss(loss, tokenizer, num_classes, max_length, truncate)
+    label_ids = None if objective.label_ids is None else list(objective.label_ids)
     labels = _check_labels(labels, len(texts), loss, num_classes)
     space = gradient_space(
-        base_m,
+        base_m.module,
         spec.layers,
         loss,
         num_classes=num_classes,
@@ -131,11 +144,12 @@ def build_gradient_store(
             projector=space.head,
         )
     else:
-        target = space_target(base_m, final_m, space, loss, label_ids)
+        target = space_target(base_m, final_m, space, objective)
     span = range(*_row_range(rows, len(texts), batch_size))
     job = _StoreJob(
         tokenizer, texts, labels, loss, label_ids, space, max_length, truncate, batch_size, span
     )
+    job.objective = objective
     if rms.resolve_precondition(spec.precondition, optimizer) == "rms":
         job.precondition = rms.plan(space.parts(), [p["layer"] for p in space.describe()])
         if rms.rank1_parts(job.precondition):
@@ -249,8 +263,8 @@ def _layer_cost(space: GradientSpace) -> dict:
 
 
 def _gradient_models(
-    base_m: torch.nn.Module, final_m: torch.nn.Module, gradient_model: str, checkpoints: int
-) -> Iterable[tuple[int, torch.nn.Module]]:
+    base_m: LM, final_m: LM, gradient_model: str, checkpoints: int
+) -> Iterable[tuple[int, LM]]:
     """``(c, θ_c)`` to take the gradients under: the interpolated checkpoints, or θf alone."""
     if gradient_model == "final":
         return [(0, final_m)]
@@ -260,7 +274,7 @@ def _gradient_models(
 def _write_store(
     out_dir: str | os.PathLike,
     job: _StoreJob,
-    models: Iterable[tuple[int, torch.nn.Module]],
+    models: Iterable[tuple[int, LM]],
     target: np.ndarray,
     meta: dict,
     checkpoints: int,
@@ -292,20 +306,14 @@ def _write_store(
 
 def _batches(job: _StoreJob) -> Iterable[Batch]:
     """The forward batches of the job's rows, in order."""
-    first, last = job.span.start, job.span.stop
-    for start in range(first, last, job.batch_size):
-        stop = min(start + job.batch_size, last)
-        yield Batch(
-            job.texts[start:stop],
-            None if job.labels is None else job.labels[start:stop],
-            job.loss,
-            job.label_ids,
-            job.max_length,
-            job.truncate,
-        )
+    first = job.span.start
+    for sel in batches(len(job.span), job.batch_size):
+        start, stop = first + int(sel[0]), first + int(sel[-1]) + 1
+        labels = None if job.labels is None else job.labels[start:stop]
+        yield Batch(job.texts[start:stop], labels, job.objective)
 
 
-def _fill_checkpoint(stores: tuple, c: int, model: torch.nn.Module, job: _StoreJob, bar) -> None:
+def _fill_checkpoint(stores: tuple, c: int, model: LM, job: _StoreJob, bar) -> None:
     """Checkpoint c's sketched gradient of every text in the job's rows, batch by batch (and
     its rank-1 RMS sketch where the store holds that space)."""
     grads, pre = stores

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MISSING = dataclasses.MISSING
@@ -37,9 +38,21 @@ def threads() -> Any:
 
 
 def trunk_caches() -> Any:
-    """The trunk caches a model step reads its frozen trunk from (``weights2data.trunk_cache``):
-    every model it loads with their trunk runs only its top."""
+    """The trunk caches a model step reads its frozen trunk from (``models.cache``): the step
+    hands them to every model it opens (``model_ref``), which then runs only its top."""
     return arg((), help="trunk cache files (safetensors) of the datasets this step reads")
+
+
+def model_ref(path: Path, task, finetune, caches: tuple[Path, ...], base: Path | None = None):
+    """The step's model as a ``ModelRef``: its folder, the task's encoding, the finetune's
+    regime and the trunk caches (opened once; ``ModelRef.sibling`` shares them)."""
+    from ..formats import Encoding
+    from ..models.cache import CacheSet
+    from ..models.lm import ModelRef
+
+    kind = "classification" if task.classification else "sft"
+    encoding = Encoding(kind, finetune.max_length, finetune.truncate)
+    return ModelRef(Path(path), base, finetune.trainable, encoding, CacheSet.open(caches))
 
 
 def fraction(text: str) -> float:

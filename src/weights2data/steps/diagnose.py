@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, GradientSpec, TaskSpec
-from .args import arg, threads, trunk_caches
+from .args import arg, model_ref, threads, trunk_caches
 
 # The store spec `diagnose` uses for cos(S_true, Δ): the pipeline's default (exact C×d rows),
 # with the Adam-aware space always beside the raw one so that both cosines are printed.
@@ -38,9 +38,10 @@ def regime(args: RegimeArgs) -> str:
     from ..diagnostics import RegimeInputs
     from ..diagnostics import regime as diagnose_expert
 
+    base = model_ref(args.base, args.task, args.finetune, args.trunk_cache)
     inputs = RegimeInputs(
-        args.base,
-        args.final,
+        base,
+        base.sibling(args.final, args.base),
         args.dataset,
         args.task,
         args.finetune,
@@ -92,7 +93,8 @@ def diagnose(args: DiagnoseArgs) -> None:
     from ..diagnostics import body_drift, check_pair, layer_drift
 
     base, final = check_pair(args.base, args.final)
-    report = {"body_drift": body_drift(base, final), "layers": layer_drift(base, final)}
+    modules = (base.module, final.module)
+    report = {"body_drift": body_drift(*modules), "layers": layer_drift(*modules)}
     print("relative drift ‖θf − θ0‖ / ‖θ0‖ per layer:")
     for row in report["layers"]:
         print(f"  {row['layer']:<40} {row['relative_drift']:8.4f}  ({row['params']:,} params)")
@@ -127,26 +129,28 @@ def _truth_table(args: DiagnoseArgs):
 def _truth_diagnostics(args: DiagnoseArgs, base, final) -> dict:
     """Head / body split on held-out ``--truth`` texts and cos(S_true, Δ) over all of them."""
     from ..alignment import checkpoint_cosines, mean_finite
-    from ..diagnostics import Encoding, head_body_split, truth_gradient_sum
-    from ..models import load_tokenizer
+    from ..diagnostics import head_body_split, truth_gradient_sum
+    from ..losses import make_loss
+    from ..models.folders import load_tokenizer
 
     table = _truth_table(args)
     classes = args.num_classes or int(table["label"].max()) + 1
-    enc = Encoding(classes, args.max_length, args.truncate)
+    tokenizer = load_tokenizer(args.base)
+    loss = make_loss("label_masked", tokenizer, classes, args.max_length, args.truncate)
     fit, held = table[table.split == "train"], table[table.split != "train"]
     split = head_body_split(
         base,
         final,
-        load_tokenizer(args.base),
+        tokenizer,
         (held["text"].tolist(), held["label"].to_numpy()),
-        enc,
+        loss,
         train=(fit["text"].tolist(), fit["label"].to_numpy()),
     )
     finetune = FinetuneSpec(max_length=args.max_length, truncate=args.truncate, loss=args.loss)
     task = TaskSpec(dataset=str(args.truth), type="classification")
     sums = truth_gradient_sum(
-        args.base,
-        args.final,
+        base,
+        final,
         (table["text"].tolist(), table["label"].to_numpy()),
         (dataclasses.replace(DIAGNOSE_SPEC, layers=list(args.layers)), task, finetune),
         classes,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, RetrainSpec, TaskSpec
-from .args import arg, threads, trunk_caches
+from .args import arg, model_ref, threads, trunk_caches
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +30,7 @@ def retrain(args: RetrainArgs) -> str:
     from ..evaluation import retrain as retrain_on
 
     result = retrain_on(
-        args.base,
+        model_ref(args.base, args.task, args.finetune, args.trunk_cache),
         args.selection,
         args.dataset,
         (args.task, args.finetune, args.retrain),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, TaskSpec
-from .args import arg, threads, trunk_caches
+from .args import arg, model_ref, threads, trunk_caches
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +68,7 @@ def finetune(args: FinetuneArgs) -> str:
     from ..experts import train_expert
 
     metrics = train_expert(
-        args.base,
+        model_ref(args.base, args.task, args.finetune, args.trunk_cache),
         args.dataset,
         args.task,
         args.finetune,
@@ -98,9 +98,10 @@ def trunk_cache(args: TrunkCacheArgs) -> str:
     top:N), for every later step that runs a model on these texts."""
     from ..data.files import read_dataset
     from ..errors import UserError
-    from ..models import load_model, load_tokenizer
-    from ..trainable import parse_trainable
-    from ..trunk_cache import Encoding, save_cache
+    from ..formats import Encoding
+    from ..models.cache import save_cache
+    from ..models.folders import load_model, load_tokenizer
+    from ..models.regime import parse_trainable
 
     spec = dict(args.spec)
     unknown = set(spec) - {"regime", "encoding", "max_length", "truncate", "dtype"}
@@ -131,9 +132,9 @@ class ExportArgs:
 
 def export(args: ExportArgs) -> str:
     """Any final as a full Hugging Face folder, for tools that know nothing of top folders."""
-    from ..models import load_model, load_tokenizer, save_model
+    from ..models.folders import load_model, load_tokenizer, save_model
 
-    model = load_model(args.final, device=None, base=args.base)
+    model = load_model(args.final, base=args.base)
     tokenizer = load_tokenizer(args.final, base=args.base)
     save_model(model.cpu(), tokenizer, args.out)
     size = sum(f.stat().st_size for f in args.out.glob("*.safetensors")) / 2**20

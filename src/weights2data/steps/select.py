@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..specs import FinetuneSpec, GradientSpec, TaskSpec
-from .args import arg, threads, trunk_caches
+from .args import arg, model_ref, threads, trunk_caches
 
 
 def _strategies() -> tuple[str, ...]:
@@ -65,8 +65,9 @@ def autolabel(args: AutolabelArgs) -> str:
     from ..readers import read_table
 
     classes = task_classes(args.task, args.dataset)
+    final = model_ref(args.final, args.task, args.finetune, args.trunk_cache, base=args.base)
     frame = label_pool(
-        args.final,
+        final,
         read_table(args.pool, "pool", ("text",)),
         args.finetune,
         task_type=args.task.type,
@@ -102,9 +103,10 @@ def gradient_store(args: GradientStoreArgs) -> str:
     from ..readers import read_table
 
     labels = read_table(args.labels, "labels", LABEL_COLUMNS)
+    base = model_ref(args.base, args.task, args.finetune, args.trunk_cache)
     meta = store_for_labels(
-        args.base,
-        args.final,
+        base,
+        base.sibling(args.final, args.base),
         labels,
         args.out,
         args.spec,
@@ -147,6 +149,7 @@ def select_pool(args: SelectPoolArgs) -> str:
     from ..atomic import write_parquet
     from ..gradients.pipeline import LABEL_COLUMNS
     from ..readers import read_table
+    from ..strategies import choose
 
     pmin_pmax = args.strategy in ("pmin", "pmax")
     needed = (*LABEL_COLUMNS, "loss") if pmin_pmax else LABEL_COLUMNS
@@ -154,43 +157,6 @@ def select_pool(args: SelectPoolArgs) -> str:
     picked = choose(labels, args.store, args.strategy, args.k, args.seed, args.batch_size)
     write_parquet(args.out, picked)
     return f"{args.strategy}: {len(picked)} texts -> {args.out}"
-
-
-def choose(labels, store: Path | None, strategy: str, k: int, seed: int, batch_size: int | None):
-    """Run one strategy over a labelled pool (a frame); the rows picked, in pick order."""
-    import numpy as np
-
-    from ..errors import UserError
-    from ..gradients.store import load_gradient_store
-    from ..strategies import NEEDS_STORE, run_strategy, selectable
-
-    row = selectable(strategy)  # an unknown name stops here, before the store is read
-    grads = target = None
-    if strategy in NEEDS_STORE:
-        if store is None:
-            raise UserError(f"strategy {strategy!r} needs a gradient store.")
-        grads, target, meta = load_gradient_store(store, preconditioned=row.preconditioned)
-        if meta["N"] != len(labels):
-            raise UserError(
-                f"the gradient store holds {meta['N']} texts but the pool has {len(labels)}; "
-                "rebuild the store from this pool."
-            )
-    losses, pseudolabels = labels["loss"].to_numpy(), labels["pseudolabel"].to_numpy()
-    idx, scores = run_strategy(
-        strategy,
-        grads=grads,
-        target=target,
-        losses=losses,
-        pseudolabels=pseudolabels,
-        k=k,
-        seed=seed,
-        batch_size=batch_size,
-    )
-    picked = labels.iloc[idx].reset_index(drop=True)
-    picked.insert(0, "index", idx.astype(np.int64))
-    picked["score"] = scores
-    picked["rank"] = np.arange(len(idx))
-    return picked
 
 
 @dataclass(frozen=True, kw_only=True)

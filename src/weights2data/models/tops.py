@@ -5,7 +5,7 @@ its base in the top's tensors, and under the label-masked loss only in the head'
 Such an expert is saved as a "top folder": the tokenizer and config as usual, ``top.safetensors``
 with the tensors that changed (a matrix whose changed rows are few as those rows and their
 indices), and ``w2d_top.json`` naming the base folder and its weights' fingerprint.
-``models.load_model`` gives back the full Hugging Face model, so every step, ``select``,
+``folders.load_weights`` gives back the full Hugging Face model, so every step, ``select``,
 ``diagnose`` and the Python API take such a folder as they take any final; ``weights2data
 export`` writes it out whole for other tools.
 """
@@ -20,7 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError
+from ..atomic import atomic_path
+from ..errors import UserError
+from .fingerprint import weights_fingerprint
 
 TOP_CONFIG = "w2d_top.json"
 TOP_WEIGHTS = "top.safetensors"
@@ -31,13 +33,15 @@ def is_top_folder(path: str | Path) -> bool:
     return (Path(path) / TOP_CONFIG).is_file()
 
 
-def changed_tensors(base, final) -> dict[str, torch.Tensor]:
-    """The final's tensors that differ from the base's; a matrix with fewer than half its rows
+def changed_tensors(base_state: dict, final) -> dict[str, torch.Tensor]:
+    """The final's tensors that differ from ``base_state`` (the base's tensors of the names
+    that may have changed: those a finetune trains); a matrix with fewer than half its rows
     changed as those rows (``name::values``) and their indices (``name::rows``)."""
-    base_state = base.state_dict()
     out: dict[str, torch.Tensor] = {}
     for name, tensor in final.state_dict().items():
-        old = base_state[name]
+        old = base_state.get(name)
+        if old is None:
+            continue
         if torch.equal(tensor, old):
             continue
         if tensor.dim() == 2:
@@ -50,12 +54,12 @@ def changed_tensors(base, final) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_top(final, base, tokenizer, out: Path, base_dir: Path, extra: dict | None = None) -> None:
-    """Save ``final`` as a top folder over ``base`` (loaded from ``base_dir``), atomically."""
-    from .atomic import atomic_path
-    from .models import weights_fingerprint
-
-    tensors = changed_tensors(base, final)
+def save_top(
+    final, base_state: dict, tokenizer, out: Path, base_dir: Path, extra: dict | None = None
+) -> None:
+    """Save ``final`` as a top folder over the base in ``base_dir``, atomically; ``base_state``
+    holds the base's tensors that the finetune may have changed (``regime.trained_state``)."""
+    tensors = changed_tensors(base_state, final)
     record = {
         "base": os.path.relpath(Path(base_dir).resolve(), Path(out).resolve()),
         "base_fingerprint": weights_fingerprint(base_dir),
@@ -80,8 +84,6 @@ def _record(folder: Path) -> dict:
 def top_base(folder: str | Path, base: str | Path | None = None) -> Path:
     """The base a top folder completes: ``base`` when given, else the folder its record names
     (relative to the top folder); either must have the recorded weights."""
-    from .models import weights_fingerprint
-
     folder = Path(folder)
     record = _record(folder)
     path = Path(base) if base is not None else folder / record["base"]

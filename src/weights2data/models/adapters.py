@@ -3,8 +3,8 @@
 The most common open-weights finetune is a LoRA adapter on the attention and MLP projections.
 Every step that runs the final model (pseudolabels, Δ, gradients under θf, diagnostics) loads it
 merged over the base with ``peft``; the adapter's own update s·BA of each adapted module is kept
-on the merged model, so Δ of those modules is exactly the adapter's and not a difference of two
-rounded float32 weights.
+beside the merged model (``lm.LM.updates``), so Δ of those modules is exactly the adapter's
+and not a difference of two rounded float32 weights.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# attribute of a merged model: {module name: the adapter's update, in the module weight's layout}
-UPDATES_ATTR = "w2d_adapter_updates"
 
 
 def is_adapter_folder(path: str | Path) -> bool:
@@ -53,8 +51,11 @@ def adapter_base(folder: str | Path, base: str | Path | None = None) -> Path:
     )
 
 
-def load_adapter_model(folder: str | Path, base_model: torch.nn.Module) -> torch.nn.Module:
-    """``base_model`` with the adapter in ``folder`` merged in; the updates kept on it."""
+def load_adapter_model(
+    folder: str | Path, base_model: torch.nn.Module
+) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """``base_model`` with the adapter in ``folder`` merged in, and the adapter's own update of
+    each adapted module (the caller keeps it: ``lm.LM.updates``)."""
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
@@ -82,11 +83,4 @@ def load_adapter_model(folder: str | Path, base_model: torch.nn.Module) -> torch
                 updates[name] = delta.detach().clone()
     if not updates:
         raise UserError(f"the adapter {str(folder)!r} adapts no module of this base.")
-    merged = peft_model.merge_and_unload().eval()
-    setattr(merged, UPDATES_ATTR, updates)
-    return merged
-
-
-def adapter_updates(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
-    """The adapter updates of a merged adapter model; None for a model with full weights."""
-    return getattr(model, UPDATES_ATTR, None)
+    return peft_model.merge_and_unload().eval(), updates

@@ -1,4 +1,4 @@
-"""Which parameters a finetune trains: ``all``, ``head`` or ``top:N`` (the config's
+"""The regime: which parameters a finetune trains: ``all``, ``head`` or ``top:N`` (the config's
 ``finetune.trainable``).
 
 ``head`` trains the output layer's rows that the loss touches (the label rows for the
@@ -6,12 +6,14 @@ label-masked loss, every row otherwise); ``top:N`` also trains the last N blocks
 norm. Everything below, the "trunk", stays frozen and runs in eval mode (no dropout), so its
 output for a text is the same in the base, every expert and every retraining. That needs an
 output layer of its own: one tied to the input embedding would move the trunk's first layer
-with it (``untie_output`` gives a model one, with the same function).
+with it (``arch.untie_output`` gives a model one, with the same function). The trunk's fingerprint
+says whether two models share it: a base and every finetune of it under the regime.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import UserError
-from .models import output_matrix
+from ..errors import UserError
+from .arch import blocks_of, final_norm, is_tied, output_matrix
 
 TRAINABLE_HELP = "all, head or top:N (the last N blocks, the final norm and the head)"
 
@@ -49,44 +51,6 @@ def parse_trainable(value: str) -> Regime:
     return Regime(value, int(match.group(1)))
 
 
-def blocks_of(model) -> nn.ModuleList:
-    """The transformer blocks of a GPT-2 or Llama-style causal LM, bottom to top."""
-    body = model.base_model
-    for name in ("h", "layers"):
-        blocks = getattr(body, name, None)
-        if isinstance(blocks, nn.ModuleList):
-            return blocks
-    raise UserError(
-        f"{type(model).__name__}: no list of blocks (transformer.h or model.layers) found; "
-        "finetune.trainable other than 'all' supports GPT-2 and Llama-style models."
-    )
-
-
-def final_norm(model) -> nn.Module:
-    """The norm between the last block and the output layer (GPT-2 ln_f, Llama norm)."""
-    body = model.base_model
-    for name in ("ln_f", "norm"):
-        module = getattr(body, name, None)
-        if isinstance(module, nn.Module):
-            return module
-    raise UserError(f"{type(model).__name__}: no final norm (ln_f or norm) found.")
-
-
-def is_tied(model) -> bool:
-    """Whether the output matrix is the input embedding's own tensor."""
-    return output_matrix(model) is model.get_input_embeddings().weight
-
-
-def untie_output(model):
-    """Give the output layer its own copy of the tied embedding (same function, same logits),
-    and mark the config untied so a saved folder loads back untied."""
-    if is_tied(model):
-        head = model.get_output_embeddings()
-        head.weight = nn.Parameter(model.get_input_embeddings().weight.detach().clone())
-    model.config.tie_word_embeddings = False
-    return model
-
-
 def top_modules(model, regime: Regime) -> list[nn.Module]:
     """The modules a frozen-trunk regime trains: the last N blocks, the final norm, the head."""
     if regime.top == 0:
@@ -98,6 +62,31 @@ def top_modules(model, regime: Regime) -> list[nn.Module]:
             f"use top:1 … top:{len(blocks)}, or all."
         )
     return [*blocks[len(blocks) - regime.top :], final_norm(model), model.get_output_embeddings()]
+
+
+def trunk_parameters(model, regime: Regime) -> list[tuple[str, torch.Tensor]]:
+    """The named parameters below the top: what a frozen-regime finetune never changes."""
+    top = {id(p) for module in top_modules(model, regime) for p in module.parameters()}
+    return [(name, p) for name, p in model.named_parameters() if id(p) not in top]
+
+
+def trunk_fingerprint(model, regime: Regime) -> str:
+    """SHA-256 over the trunk's parameter names and bytes: equal in a base and every finetune of
+    it under ``regime``, different for any other base."""
+    digest = hashlib.sha256(regime.name.encode())
+    for name, param in trunk_parameters(model, regime):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def trained_state(model, regime: Regime) -> dict[str, torch.Tensor]:
+    """Copies of the tensors a finetune under ``regime`` may change (every one under ``all``):
+    what a top folder compares its final against, without opening the base a second time."""
+    if not regime.freezes:
+        return {name: t.detach().clone() for name, t in model.state_dict().items()}
+    top = {id(p) for module in top_modules(model, regime) for p in module.parameters()}
+    return {name: p.detach().clone() for name, p in model.named_parameters() if id(p) in top}
 
 
 @dataclass
@@ -124,7 +113,7 @@ def prepare(
         raise UserError(
             f"finetune.trainable is {regime.name} but the output layer is tied to the input "
             "embedding, which belongs to the frozen trunk; build the base with an untied output "
-            "layer (weights2data.trainable.untie_output, as the smollm2 base is imported) or "
+            "layer (weights2data.models.arch.untie_output, as the smollm2 base is imported) or "
             "use trainable: all."
         )
     tops = top_modules(model, regime)

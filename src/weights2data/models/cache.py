@@ -1,0 +1,238 @@
+"""Trunk caches: the frozen trunk's outputs for every distinct encoded text of a dataset,
+computed once and read by every step that runs a model with that trunk.
+
+A cache file (safetensors) carries its ``CacheKey`` in its metadata. Entries are keyed by a
+text's token ids as the step encodes it, so one cache serves every pool, task and ablation that
+meets the same text, and a text encoded differently is a miss, never a wrong hit. ``CacheSet``
+is the caches one step reads; ``lm.open_lm`` checks them against the model and hands them to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from ..formats import Encoding
+from ..progress import tqdm
+from .forward import trunk_states
+from .regime import Regime, parse_trainable, trunk_fingerprint
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a cache was computed with; reading it under any other key is refused."""
+
+    trunk: str  # fingerprint of the frozen trunk's weights (regime.trunk_fingerprint)
+    regime: str
+    encoding: str  # classification (text tokens, label appended) or sft (start token + text)
+    max_length: int
+    truncate: str
+    dtype: str
+
+    def encoding_spec(self) -> Encoding:
+        return Encoding(self.encoding, self.max_length, self.truncate)
+
+
+def token_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[bytes]:
+    """Each right-padded row's real token ids as bytes: a cache's lookup key."""
+    ids, lengths = input_ids.cpu().numpy(), attention_mask.sum(1).cpu().numpy()
+    return [ids[i, : lengths[i]].astype(np.int64).tobytes() for i in range(len(ids))]
+
+
+def last_only(regime: Regime, encoding: Encoding) -> bool:
+    """A classification head reads one position: the cache keeps only that one."""
+    return regime.top == 0 and encoding.classification
+
+
+def _trunk_precision(device: torch.device, dtype: str):
+    """A bfloat16 cache is also computed under bf16 autocast (2.6x the float32 tokens/s of
+    SmolLM2's trunk on a 2-core Xeon with AMX, benchmarks/bench_trunk.py); float32 is exact."""
+    if dtype == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _distinct_rows(tokenizer, texts: Sequence[str], encoding: Encoding) -> list[np.ndarray]:
+    seen: dict[bytes, None] = {}
+    for start in range(0, len(texts), 256):
+        batch = encoding.encode(tokenizer, texts[start : start + 256])
+        seen.update(dict.fromkeys(token_keys(batch.input_ids, batch.attention_mask)))
+    return [np.frombuffer(k, dtype=np.int64).copy() for k in seen]
+
+
+@torch.no_grad()
+def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: int = 32):
+    """The trunk's outputs for every distinct encoded text: tensors and their key.
+
+    ``specs`` = (regime, encoding, dtype: float32, or bfloat16 computed under bf16 autocast
+    and stored so). Texts run longest first in batches of similar length, so padding costs
+    little; each distinct token sequence is run once.
+    """
+    regime, encoding, dtype = specs
+    rows = _distinct_rows(tokenizer, texts, encoding)
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    parts: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
+    last = last_only(regime, encoding)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(order), batch_size), desc="trunk cache"):
+        chunk = order[start : start + batch_size]
+        width = len(rows[chunk[0]])
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, i in enumerate(chunk):
+            ids[j, : len(rows[i])] = torch.from_numpy(rows[i])
+            mask[j, : len(rows[i])] = 1
+        with _trunk_precision(device, dtype):
+            states = trunk_states(model, ids.to(device), mask.to(device), regime)
+        states = states.float().cpu()
+        for j, i in enumerate(chunk):
+            n = len(rows[i])
+            parts[i] = states[j, n - 1 : n] if last else states[j, :n]
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    counts = torch.ones_like(lengths) if last else lengths
+    tensors = {
+        "tokens": torch.from_numpy(np.concatenate(rows))
+        if rows
+        else torch.zeros(0, dtype=torch.long),
+        "token_offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        "state_offsets": torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]),
+        "states": torch.cat(parts).to(getattr(torch, dtype)) if parts else torch.zeros(0),
+    }
+    fingerprint = trunk_fingerprint(model, regime)
+    key = CacheKey(
+        fingerprint, regime.name, encoding.kind, encoding.max_length, encoding.truncate, dtype
+    )
+    return tensors, key
+
+
+def write_cache(path: str | Path, tensors: dict[str, torch.Tensor], key: CacheKey) -> None:
+    """Save the trunk's outputs atomically, with their key in the safetensors metadata."""
+    meta = {"key": json.dumps(dataclasses.asdict(key), sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+
+def save_cache(model, tokenizer, texts: Sequence[str], specs, out: Path, **kw) -> CacheKey:
+    """``build_cache`` and write it (safetensors, atomically)."""
+    tensors, key = build_cache(model, tokenizer, texts, specs, **kw)
+    write_cache(out, tensors, key)
+    return key
+
+
+def read_cache(
+    path: str | Path, expected: CacheKey | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """The cached tensors and their key, once the key matches ``expected`` field by field
+    (None: any key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"trunk cache {str(path)!r} does not exist; build it with its rule first.")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            stored = json.loads((fh.metadata() or {}).get("key", "{}"))
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"trunk cache {str(path)!r} is unreadable ({exc}); delete it.") from exc
+    for name, want in dataclasses.asdict(expected).items() if expected else ():
+        if stored.get(name) != want:
+            raise UserError(
+                f"trunk cache {str(path)!r} was built with {name} = {stored.get(name)!r}, "
+                f"not {want!r}; rebuild it (delete the file and rerun)."
+            )
+    return tensors, stored
+
+
+class TrunkCache:
+    """One cache file, indexed by token ids."""
+
+    def __init__(self, path: str | Path) -> None:
+        tensors, stored = read_cache(path)
+        try:
+            self.key = CacheKey(**stored)
+        except TypeError as exc:
+            raise UserError(f"trunk cache {str(path)!r} has no valid key; rebuild it.") from exc
+        self.path = Path(path)
+        self.regime = parse_trainable(self.key.regime)
+        tokens, offsets = tensors["tokens"].numpy(), tensors["token_offsets"].numpy()
+        self.index = {
+            tokens[offsets[i] : offsets[i + 1]].tobytes(): i for i in range(len(offsets) - 1)
+        }
+        self.state_offsets = tensors["state_offsets"]
+        self.states = tensors["states"]
+
+    def rows(self, key: bytes) -> torch.Tensor | None:
+        i = self.index.get(key)
+        if i is None:
+            return None
+        return self.states[self.state_offsets[i] : self.state_offsets[i + 1]].float()
+
+
+class CacheSet:
+    """The trunk caches one step reads: all of one trunk, regime and encoding (``check``)."""
+
+    def __init__(self, caches: Sequence[TrunkCache]) -> None:
+        if not caches:
+            raise UserError("a cache set needs at least one trunk cache.")
+        self.caches = list(caches)
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path]) -> CacheSet | None:
+        """The caches in ``paths``, read once; None for no paths (models then run whole)."""
+        return cls([TrunkCache(p) for p in paths]) if paths else None
+
+    def names(self) -> str:
+        return ", ".join(str(c.path) for c in self.caches)
+
+    def check(self, fingerprint: str, regime: Regime, encoding: Encoding | None, where) -> None:
+        """Refuse, with one line naming the cache and the mismatch, a cache built under another
+        regime, another encoding or from another trunk than the model in ``where``."""
+        for cache in self.caches:
+            key, name = cache.key, str(cache.path)
+            if key.regime != regime.name:
+                raise UserError(
+                    f"trunk cache {name!r} was built for trainable: {key.regime}, but the model "
+                    f"in {str(where)!r} runs as trainable: {regime.name}; rebuild the cache with "
+                    f"regime {regime.name}, or finetune with {key.regime}."
+                )
+            if encoding is not None and key.encoding_spec() != encoding:
+                raise UserError(
+                    f"trunk cache {name!r} holds {key.encoding} texts of max_length "
+                    f"{key.max_length} cut on the {key.truncate}, but this step encodes "
+                    f"{encoding.kind} texts of max_length {encoding.max_length} cut on the "
+                    f"{encoding.truncate}; give the step a cache built with its encoding."
+                )
+            if key.trunk != fingerprint:
+                raise UserError(
+                    f"trunk cache {name!r} was built from another trunk (fingerprint "
+                    f"{key.trunk}) than the model in {str(where)!r} has under trainable: "
+                    f"{regime.name} ({fingerprint}); rebuild the cache from this model's base."
+                )
+
+    def lookup(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """B×T×d cached states (zeros where a head-only cache holds no state, and at padding:
+        finite, so that masked attention weights of 0 stay 0)."""
+        keys = token_keys(input_ids, attention_mask)
+        lengths = attention_mask.sum(1).tolist()
+        d = self.caches[0].states.shape[1]
+        out = torch.zeros((len(keys), input_ids.shape[1], d))
+        for row, (key, n) in enumerate(zip(keys, lengths, strict=True)):
+            found = next((s for c in self.caches if (s := c.rows(key)) is not None), None)
+            if found is None:
+                raise UserError(
+                    f"a text of {n} tokens is in none of the trunk caches ({self.names()}); "
+                    "build a cache over the dataset it comes from, with the step's max_length "
+                    "and truncate."
+                )
+            out[row, n - len(found) : n] = found
+        return out.to(input_ids.device)
