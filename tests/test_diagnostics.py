@@ -21,17 +21,17 @@ from weights2data.alignment import (
 from weights2data.cli import main
 from weights2data.data.splits import task_splits
 from weights2data.diagnostics import (
-    Encoding,
     accuracy,
     body_drift,
     head_body_split,
     layer_drift,
-    layer_of,
     probe_accuracy,
     truth_gradient_sum,
 )
 from weights2data.errors import UserError
-from weights2data.models import load_model, output_matrix
+from weights2data.losses import make_loss
+from weights2data.models import LM, load_model, output_matrix
+from weights2data.models.arch import layer_of
 from weights2data.report.cells import Metric
 from weights2data.report.diagnostics import ordering_check, write_diagnostics
 from weights2data.report.paired import paired_rows
@@ -200,13 +200,13 @@ def test_truth_gradient_sum_is_the_sum_of_exact_gradients(pair, tiny_tokenizer):
 
 def test_head_body_split_of_an_unchanged_pair(pair, tiny_tokenizer):
     base = load_model(pair / "base")
-    enc = Encoding(3, 16, "left")
+    loss = make_loss("label_masked", tiny_tokenizer, 3, 16, "left")
     out = head_body_split(
-        base,
-        copy.deepcopy(base),
+        LM(base),
+        LM(copy.deepcopy(base)),
         tiny_tokenizer,
         (SENTENCES, LABELS),
-        enc,
+        loss,
         train=(SENTENCES, LABELS),
     )
     same = out["base_head_base_body"]
@@ -218,7 +218,8 @@ def test_head_body_split_of_an_unchanged_pair(pair, tiny_tokenizer):
 
 def test_head_body_split_of_a_finetune(pair, tiny_tokenizer):
     base, final = load_model(pair / "base"), load_model(pair / "final")
-    out = head_body_split(base, final, tiny_tokenizer, (SENTENCES, LABELS), Encoding(3, 16, "left"))
+    loss = make_loss("label_masked", tiny_tokenizer, 3, 16, "left")
+    out = head_body_split(LM(base), LM(final), tiny_tokenizer, (SENTENCES, LABELS), loss)
     assert out["final_head_final_body"] > 0.5  # the finetune learned its training texts
     assert out["state_cos"] < 1.0 and "probe_base" not in out
 
@@ -248,8 +249,8 @@ def test_layer_drift_names_the_moved_block(pair):
     with torch.no_grad():
         output_matrix(head_only).mul_(2.0)
     assert body_drift(base, head_only) == 0.0  # the tied output matrix is not body
-    assert layer_of("model.layers.3.mlp.up_proj.weight") == "model.layers.3"
-    assert layer_of("lm_head.weight") == "lm_head"
+    assert layer_of("model.layers.3.mlp.up_proj.weight", "model.layers") == "model.layers.3"
+    assert layer_of("lm_head.weight", "model.layers") == "lm_head"
 
 
 def test_diagnose_cli(pair, tmp_path, capsys):

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 from weights2data.cli import main
 from weights2data.errors import UserError
-from weights2data.finals import TOP_WEIGHTS, save_top
+from weights2data.models.regime import parse_trainable, trained_state
+from weights2data.models.tops import TOP_WEIGHTS, save_top
 from weights2data.formats import label_token_ids
 from weights2data.models import load_model, save_model
 from weights2data.train import TrainConfig, finetune
@@ -35,7 +36,8 @@ def _saved(tokenizer, root, regime):
     final, _ = finetune(
         copy.deepcopy(base), tokenizer, (TEXTS, LABELS), (TEXTS, LABELS), cfg, 0, progress=False
     )
-    save_top(final, base, tokenizer, root / "final", root / "base", {"metrics": {"acc": 1.0}})
+    before = trained_state(base, parse_trainable(regime))
+    save_top(final, before, tokenizer, root / "final", root / "base", {"metrics": {"acc": 1.0}})
     return final
 
 

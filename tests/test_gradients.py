@@ -29,7 +29,7 @@ from weights2data.gradients.models_io import interpolated_models
 from weights2data.gradients.pseudolabels import pseudolabel
 from weights2data.gradients.shards import gather_gradient_stores, shard_bounds
 from weights2data.gradients.store import STORE_FILES, build_gradient_store, load_gradient_store
-from weights2data.models import final_hidden, output_matrix
+from weights2data.models import LM, output_matrix
 from weights2data.projection import make_projector
 from weights2data.specs import GradientSpec
 
@@ -130,10 +130,10 @@ def head_vmap_reference(model, texts, labels, loss, label_ids):
     """vmap(grad) of each example's loss w.r.t. W through the model's own output layer."""
     ids, mask, positions, targets, weights = _examples(model, texts, labels, loss, label_ids)
     with torch.no_grad():
-        hidden = final_hidden(model, ids, mask)
+        hidden = LM(model).hidden(ids, mask)
         logits = model(input_ids=ids, attention_mask=mask).logits
     head = model.get_output_embeddings()
-    # The head applied to final_hidden IS the model's forward: the reference is end to end.
+    # The head applied to LM.hidden IS the model's forward: the reference is end to end.
     assert torch.allclose(head(hidden), logits, rtol=0, atol=1e-12)
     h = torch.stack([hidden[i, positions[i]] for i in range(len(texts))])
     W = output_matrix(model).detach().clone()
@@ -305,7 +305,7 @@ def test_interpolated_models_follow_the_line():
     for c, model in interpolated_models(base, final, 4):
         seen.append(c)
         want = w0 + (c / 4) * (wf - w0)
-        assert torch.allclose(output_matrix(model), want, rtol=0, atol=1e-14)
+        assert torch.allclose(model.weight, want, rtol=0, atol=1e-14)
         assert torch.equal(output_matrix(base), w0)  # the base is never modified
     assert seen == [0, 1, 2, 3]
     with pytest.raises(UserError):

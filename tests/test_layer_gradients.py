@@ -11,6 +11,7 @@ from torch.func import functional_call, grad, vmap
 from weights2data.errors import UserError
 from weights2data.formats import label_token_ids
 from weights2data.gradients.closed_form import Batch
+from weights2data.losses import make_loss
 from weights2data.gradients.hooks import gradient_space, sketch_layers, space_target
 from weights2data.gradients.layers import linear_modules, resolve_layers
 from weights2data.gradients.store import build_gradient_store, load_gradient_store
@@ -50,7 +51,7 @@ def equal_length_texts(n: int, words: int = 5, seed: int = 0) -> list[str]:
 def exact_layer_gradients(model, texts, labels, loss, name):
     """The hook path with no projection: each text's exact out × in gradient, flattened."""
     space = gradient_space(model, [name], loss, num_classes=CLASSES, projection="none", k=0, seed=0)
-    batch = Batch(texts, labels, loss, label_token_ids(TOKENIZER, CLASSES), MAX_LEN, "left")
+    batch = Batch(texts, labels, make_loss(loss, TOKENIZER, CLASSES, MAX_LEN))
     return sketch_layers(model, TOKENIZER, batch, space)
 
 
@@ -227,10 +228,11 @@ def test_sketched_body_store_follows_the_exact_cosines(tmp_path):
     exact = gradient_space(
         base, "blocks.-1", "lm", num_classes=None, projection="none", k=0, seed=0
     )
-    batch = Batch(texts, None, "lm", None, MAX_LEN, "left")
+    lm_loss = make_loss("lm", TOKENIZER, None, MAX_LEN)
+    batch = Batch(texts, None, lm_loss)
     cos = []
     for s in (space, exact):
         g = sketch_layers(base, TOKENIZER, batch, s).double().numpy()
-        t = space_target(base, final, s, "lm", None)
+        t = space_target(base, final, s, lm_loss)
         cos.append(g @ t / (np.linalg.norm(g, axis=1) * np.linalg.norm(t)))
     assert np.corrcoef(cos[0], cos[1])[0, 1] > 0.9

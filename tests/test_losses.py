@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from weights2data.formats import encode_classification, encode_lm, label_token_ids
 from weights2data.gradients.pseudolabels import pseudolabel
-from weights2data.train import classification_loss, label_logits, lm_loss
+from weights2data.losses import make_loss
+from weights2data.models import LM
 
 from .conftest import SENTENCES
 
@@ -24,6 +25,11 @@ TEXTS = [SENTENCES[0], "rain", SENTENCES[3] + " and the stocks fell", SENTENCES[
 LABELS = torch.tensor([2, 0, 1, 2])
 NUM_CLASSES = 3
 MAX_LENGTH = 12
+
+
+def _loss(tokenizer, name: str):
+    """The loss object under test (the one training, pseudolabels and the store share)."""
+    return make_loss(name, tokenizer, NUM_CLASSES, MAX_LENGTH)
 
 
 @pytest.fixture()
@@ -61,8 +67,8 @@ def test_label_logits_match_the_models_own_logits(model64, tiny_tokenizer, trunc
     assert batch.attention_mask.sum(1).unique().numel() > 1  # the batch is really padded
     reference = _reference_label_logits(model64, tiny_tokenizer, truncate)
     with torch.no_grad():
-        masked = label_logits(model64, batch, label_ids, full_vocab=False)
-        full = label_logits(model64, batch, label_ids, full_vocab=True)
+        masked = _loss(tiny_tokenizer, "label_masked").logits(LM(model64), batch)
+        full = _loss(tiny_tokenizer, "full_vocab").logits(LM(model64), batch)
     torch.testing.assert_close(masked, reference[:, label_ids], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(full, reference, rtol=1e-10, atol=1e-12)
 
@@ -80,9 +86,10 @@ def test_classification_losses_by_hand(model64, tiny_tokenizer):
     )
     with torch.no_grad():
         for loss, want in (("label_masked", expect), ("full_vocab", expect_full)):
-            mean, pred = classification_loss(model64, batch, LABELS, label_ids, loss)
-            total, _ = classification_loss(model64, batch, LABELS, label_ids, loss, "sum")
-            each, _ = classification_loss(model64, batch, LABELS, label_ids, loss, "none")
+            objective, lm = _loss(tiny_tokenizer, loss), LM(model64)
+            mean, pred = objective.batch_loss(lm, batch, LABELS)
+            total, _ = objective.batch_loss(lm, batch, LABELS, "sum")
+            each, _ = objective.batch_loss(lm, batch, LABELS, "none")
             torch.testing.assert_close(each, want, rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(mean, want.mean(), rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(total, want.sum(), rtol=1e-10, atol=1e-12)
@@ -108,8 +115,8 @@ def test_lm_loss_by_hand(model64, tiny_tokenizer):
     tokens = torch.cat(per_text)
     batch = encode_lm(tiny_tokenizer, TEXTS, MAX_LENGTH)
     with torch.no_grad():
-        mean = lm_loss(model64, batch)
-        total, count = lm_loss(model64, batch, "sum")
+        mean = _loss(tiny_tokenizer, "lm").batch_loss(LM(model64), batch)
+        total, count = _loss(tiny_tokenizer, "lm").batch_loss(LM(model64), batch, None, "sum")
     assert int(count) == tokens.numel()  # every text token is scored, no pad token is
     torch.testing.assert_close(total, tokens.sum(), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(mean, tokens.mean(), rtol=1e-10, atol=1e-12)
@@ -126,7 +133,8 @@ def test_the_two_sft_losses_agree(model64, tiny_tokenizer):
     np.testing.assert_allclose(scored["loss"].to_numpy(), expect, rtol=1e-9)
     for i, text in enumerate(TEXTS):
         with torch.no_grad():
-            alone = lm_loss(model64, encode_lm(tiny_tokenizer, [text], MAX_LENGTH))
+            batch = encode_lm(tiny_tokenizer, [text], MAX_LENGTH)
+            alone = _loss(tiny_tokenizer, "lm").batch_loss(LM(model64), batch)
         assert float(alone) == pytest.approx(scored["loss"][i], rel=1e-9)
 
 
@@ -148,5 +156,5 @@ def test_pseudolabel_losses_match_the_training_loss(model64, tiny_tokenizer, los
     assert scored["pseudolabel"].tolist() == labels.tolist()
     batch = encode_classification(tiny_tokenizer, TEXTS, MAX_LENGTH, "left")
     with torch.no_grad():
-        each, _ = classification_loss(model64, batch, labels, label_ids, loss, "none")
+        each, _ = _loss(tiny_tokenizer, loss).batch_loss(LM(model64), batch, labels, "none")
     np.testing.assert_allclose(scored["loss"].to_numpy(), each.numpy(), rtol=1e-9)

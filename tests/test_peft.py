@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from weights2data.adapters import adapter_updates
 from weights2data.cli import main
 from weights2data.data.files import write_dataset
 from weights2data.formats import encode_classification, label_token_ids
-from weights2data.models import load_model, output_matrix, save_model
+from weights2data.models import load_model, load_weights, output_matrix, save_model
 from weights2data.specs import FinetuneSpec, GradientSpec, RetrainSpec, TaskSpec
 
 from . import oracles
@@ -90,8 +89,8 @@ def as_json(spec) -> str:
 
 def test_adapter_folder_loads_merged_with_its_exact_update(lora_pair):
     base = load_model(lora_pair / "base")
-    final = load_model(lora_pair / "adapter", base=lora_pair / "base")
-    updates = adapter_updates(final)
+    loaded = load_weights(lora_pair / "adapter", base=lora_pair / "base")
+    final, updates = loaded.module, loaded.updates
     assert sorted(updates) == [
         f"transformer.h.{i}.{m}" for i in (0, 1) for m in ("attn.c_attn", "mlp.c_fc")
     ]

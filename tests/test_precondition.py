@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 from weights2data.errors import UserError
 from weights2data.formats import label_token_ids
 from weights2data.gradients.closed_form import Batch, per_example_gradients
+from weights2data.losses import make_loss
 from weights2data.gradients.hooks import gradient_space, visit_batch
 from weights2data.gradients.precondition import (
     Marginals,
@@ -24,7 +25,7 @@ from weights2data.gradients.precondition import (
 from weights2data.gradients.store import STORE_FILES, load_gradient_store
 from weights2data.projection import make_projector
 from weights2data.selection import greedy_select
-from weights2data.steps.select import choose
+from weights2data.strategies import choose
 
 from . import oracles
 from .test_gradients import CLASSES, MAX_LEN, TOKENIZER, _build, make_gpt2, make_texts, perturbed
@@ -65,7 +66,11 @@ def test_rank1_sums_equal_those_of_the_exact_mean_square():
     marginals = Marginals(space.parts(), [0])
     ids = label_token_ids(TOKENIZER, CLASSES)
     visit_batch(
-        base, TOKENIZER, Batch(texts, labels, "full_vocab", ids, MAX_LEN, "left"), space, marginals
+        base,
+        TOKENIZER,
+        Batch(texts, labels, make_loss("full_vocab", TOKENIZER, len(ids), MAX_LEN)),
+        space,
+        marginals,
     )
     truth = oracles.label_gradients(
         base, TOKENIZER, texts, labels, CLASSES, max_length=MAX_LEN, full_vocab=True

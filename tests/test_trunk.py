@@ -8,9 +8,11 @@ import torch
 
 from weights2data.errors import UserError
 from weights2data.formats import encode_classification
-from weights2data.models import final_hidden
-from weights2data.trainable import parse_trainable, untie_output
-from weights2data.trunk import CacheKey, read_cache, run_top, trunk_states, write_cache
+from weights2data.models import LM
+from weights2data.models.arch import untie_output
+from weights2data.models.cache import CacheKey, read_cache, write_cache
+from weights2data.models.forward import run_top, trunk_states
+from weights2data.models.regime import parse_trainable
 
 from .conftest import SENTENCES
 from .test_trainable import _gpt2, _llama
@@ -31,7 +33,7 @@ def test_top_on_cached_states_equals_the_full_model(build, regime, tiny_tokenize
     model = untie_output(build(tiny_tokenizer, tied=False))
     batch = _batch(tiny_tokenizer)
     rows = torch.arange(len(TEXTS))
-    full = final_hidden(model, batch.input_ids, batch.attention_mask)[rows, batch.label_pos]
+    full = LM(model).hidden(batch.input_ids, batch.attention_mask)[rows, batch.label_pos]
     states = trunk_states(model, batch.input_ids, batch.attention_mask, parse_trainable(regime))
     with torch.no_grad():
         top = run_top(model, states, parse_trainable(regime))[rows, batch.label_pos]
@@ -79,8 +81,8 @@ def test_the_cache_refuses_another_key(tmp_path):
 def test_the_last_block_at_the_label_position_alone(build, regime, tiny_tokenizer):
     """Query, output projection and MLP of the last block at the label position only (keys
     and values at every position): the same label-position states as the whole block."""
-    from weights2data.top_block import block_at
-    from weights2data.trainable import blocks_of
+    from weights2data.models.arch import blocks_of
+    from weights2data.models.block_at import block_at
 
     model = build(tiny_tokenizer, tied=False)
     batch, parsed = _batch(tiny_tokenizer), parse_trainable(regime)

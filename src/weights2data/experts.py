@@ -50,11 +50,12 @@ def train_expert(
     ``base``: a folder, or a reference with the trunk caches to read; ``seeds`` = (the
     expert's seed, the val/test split seed)."""
     seed, split_seed = seeds
+    base = as_ref(base)
+    lm = open_lm(base)  # first: a cache that does not fit the model stops the step here
     table = read_dataset(dataset_path)
     splits = task_splits(table, task, seed, split_seed)
     cfg = train_config(task, finetune_spec, num_classes_of(table))
-    base = as_ref(base)
-    lm, tokenizer = open_lm(base), load_tokenizer(base.path)
+    tokenizer = load_tokenizer(base.path)
     regime = parse_trainable(cfg.trainable)
     before = trained_state(lm.module, regime) if regime.freezes else None
     lm, info = finetune(

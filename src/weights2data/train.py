@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from .errors import UserError
 from .formats import batches
@@ -133,9 +134,10 @@ def finetune(
     cfg: TrainConfig,
     seed: int,
     progress: bool = True,
-) -> tuple[LM, dict]:
+) -> tuple[LM | nn.Module, dict]:
     """Train the parameters ``cfg.trainable`` names (all, head, top:N); evaluate on val each
-    epoch; return the best-by-val model and history.
+    epoch; return the best-by-val model (an ``LM`` given an ``LM``, else the bare module) and
+    the history.
 
     Model selection is on validation only (accuracy, ties broken by loss; SFT: loss). Early
     stopping after ``patience`` epochs without improvement (None: run all epochs).
@@ -176,7 +178,8 @@ def finetune(
         trainable.close()
     lm.module.load_state_dict(best_state, strict=not frozen)
     lm.module.eval()
-    return lm, {"best_epoch": best["epoch"], "history": history}
+    trained = lm if isinstance(model, LM) else lm.module
+    return trained, {"best_epoch": best["epoch"], "history": history}
 
 
 def _check_regime(lm: LM, trainable: str) -> None:

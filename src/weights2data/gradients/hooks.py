@@ -20,7 +20,7 @@ import torch
 from ..errors import UserError
 from ..losses import TaskLoss
 from ..models.arch import output_matrix
-from ..models.lm import LM
+from ..models.lm import ModelLike, as_lm
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
 from .closed_form import Batch, forward_positions, gradient_projector, head_delta, visit_head
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
@@ -118,8 +118,11 @@ def gradient_space(
     return GradientSpace(choice, head, body)
 
 
-def space_target(base: LM, final: LM, space: GradientSpace, loss: TaskLoss) -> np.ndarray:
+def space_target(
+    base: ModelLike, final: ModelLike, space: GradientSpace, loss: TaskLoss
+) -> np.ndarray:
     """Δ = θ0 − θf of every chosen layer, sketched with the space's maps and concatenated."""
+    base, final = as_lm(base), as_lm(final)
     deltas = ([head_delta(base, final, loss)] if space.head is not None else []) + [
         layer_delta(base.module, final, name) for name in space.choice.modules
     ]
@@ -135,9 +138,12 @@ def space_target(base: LM, final: LM, space: GradientSpace, loss: TaskLoss) -> n
     return torch.cat(parts).double().cpu().numpy()
 
 
-def visit_layers(lm: LM, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
+def visit_layers(
+    lm: ModelLike, tokenizer, batch: Batch, space: GradientSpace, visit: Visit
+) -> None:
     """Hand every chosen layer's outer-product factors of one batch to ``visit`` (part index,
     U, H, example, n): the head's residual chunks first, then each body layer once."""
+    lm = as_lm(lm)
     rows = batch.loss.rows(lm)
     with _Capture(lm.module, space.choice.modules) as capture, torch.enable_grad():
         inputs = forward_positions(lm, tokenizer, batch)
@@ -172,9 +178,12 @@ def visit_layers(lm: LM, tokenizer, batch: Batch, space: GradientSpace, visit: V
             visit(first + i, delta, x, example, n)
 
 
-def visit_batch(lm: LM, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
+def visit_batch(
+    lm: ModelLike, tokenizer, batch: Batch, space: GradientSpace, visit: Visit
+) -> None:
     """One batch's factors of every part: the closed form alone (no autograd) for a head-only
     space, otherwise one forward and one backward pass (``visit_layers``)."""
+    lm = as_lm(lm)
     if space.choice.head_only:
         rows = batch.loss.rows(lm)
         with torch.no_grad():
