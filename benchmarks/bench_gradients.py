@@ -39,7 +39,8 @@ from weights2data.gradients.closed_form import (
 )
 from weights2data.gradients.hooks import gradient_space, sketch_layers
 from weights2data.gradients.store import build_gradient_store
-from weights2data.models import output_matrix
+from weights2data.losses import make_loss
+from weights2data.models import LM, output_matrix
 from weights2data.projection import DEFAULT_PROJECTION, rademacher_signs
 from weights2data.specs import GradientSpec
 
@@ -150,24 +151,14 @@ def loss_projector(loss: str):
 
 def gradient_part(model, tok, loss: str) -> float:
     """Seconds per example of the closed form + sketch alone, given the hidden states."""
-    label_ids = None if loss == "lm" else label_token_ids(tok, CLASSES)
     labels = np.arange(BATCH) % CLASSES
-    inputs = head_inputs(
-        model,
-        tok,
-        texts(BATCH, seed=3),
-        labels,
-        loss=loss,
-        label_ids=label_ids,
-        max_length=SEQ,
-        truncate="left",
-    )
-    W = output_matrix(model).detach()
-    rows = W[label_ids] if loss == "label_masked" else W
+    objective, lm = make_loss(loss, tok, CLASSES, SEQ), LM(model)
+    inputs = head_inputs(lm, tok, texts(BATCH, seed=3), labels, objective)
+    rows = objective.rows(lm)
     projector = loss_projector(loss)
     with torch.no_grad():
-        sketch_gradients(inputs, rows, projector)
-        return median_time(lambda: sketch_gradients(inputs, rows, projector), 5) / BATCH
+        sketch_gradients(inputs, objective, rows, projector)
+        return median_time(lambda: sketch_gradients(inputs, objective, rows, projector), 5) / BATCH
 
 
 def naive_autograd(model, tok) -> tuple[float, float]:
@@ -258,8 +249,7 @@ def forward_backward(model, tok, batch: list[str], labels, loss: str) -> None:
 
 
 def body_store_batch(model, tok, batch, labels, loss, space) -> np.ndarray:
-    label_ids = None if loss == "lm" else label_token_ids(tok, CLASSES)
-    spec = Batch(batch, None if loss == "lm" else labels, loss, label_ids, SEQ, "left")
+    spec = Batch(batch, None if loss == "lm" else labels, make_loss(loss, tok, CLASSES, SEQ))
     return sketch_layers(model, tok, spec, space).float().numpy()
 
 

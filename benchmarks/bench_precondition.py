@@ -40,24 +40,18 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def head_factors(model, tokenizer, texts, labels, loss: str):
     """Per text (u, h) at the label position: u over the rows the loss's softmax covers."""
-    from weights2data.formats import label_token_ids
-    from weights2data.gradients.closed_form import _output_rows, head_inputs, residuals
+    from weights2data.gradients.closed_form import head_inputs
+    from weights2data.losses import make_loss
+    from weights2data.models import LM
 
-    label_ids = label_token_ids(tokenizer, CLASSES)
-    rows = _output_rows(model, loss, label_ids)
+    objective = make_loss(loss, tokenizer, CLASSES, LENGTH, "right")
+    lm = LM(model)
+    rows = objective.rows(lm)
     us, hs = [], []
     for start in range(0, len(texts), BATCH):
-        inputs = head_inputs(
-            model,
-            tokenizer,
-            texts[start : start + BATCH],
-            labels[start : start + BATCH],
-            loss=loss,
-            label_ids=label_ids,
-            max_length=LENGTH,
-            truncate="right",
-        )
-        for part, u in residuals(inputs, rows):
+        chunk = slice(start, start + BATCH)
+        inputs = head_inputs(lm, tokenizer, texts[chunk], labels[chunk], objective)
+        for part, u in objective.residuals(inputs, rows):
             us.append(u.double())
             hs.append(inputs.hidden[part].double())
     return torch.cat(us), torch.cat(hs), rows

@@ -31,7 +31,7 @@ BATCH, LENGTH = 32, 64
 
 
 def trunk_tokens_per_second(model, regime, runs: int) -> dict[str, float]:
-    from weights2data.trunk import trunk_states
+    from weights2data.models.forward import trunk_states
 
     ids = torch.randint(100, model.config.vocab_size, (BATCH, LENGTH))
     mask = torch.ones_like(ids)
@@ -91,9 +91,11 @@ def main() -> None:
     from weights2data.data.build import build_dataset
     from weights2data.models import load_model, load_tokenizer
     from weights2data.pretrain import make_base
+    from weights2data.formats import Encoding
+    from weights2data.models import LM
+    from weights2data.models.cache import CacheSet, TrunkCache, save_cache
+    from weights2data.models.regime import parse_trainable
     from weights2data.train import TrainConfig
-    from weights2data.trainable import parse_trainable
-    from weights2data.trunk_cache import Encoding, TrunkCache, attach, save_cache
 
     torch.set_num_threads(2)
     table = build_dataset("bbc_news")
@@ -147,8 +149,7 @@ def main() -> None:
                 times["full model, trunk frozen"].append(
                     timed_finetune(copy.deepcopy(base), tokenizer, data, cfg)
                 )
-                cached = copy.deepcopy(base)
-                attach(cached, [caches[regime]])
+                cached = LM(copy.deepcopy(base), parse_trainable(regime), CacheSet([caches[regime]]))
                 times["trunk cache"].append(timed_finetune(cached, tokenizer, data, cfg))
             medians = {name: statistics.median(values) for name, values in times.items()}
             for name, value in medians.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from .gradients.pipeline import store_for_labels
 from .gradients.pseudolabels import label_pool
 from .models.arch import check_same_architecture
 from .models.folders import load_tokenizer
-from .models.lm import ModelRef, open_lm
+from .models.lm import LM, ModelRef, open_lm
 from .readers import read_record
 from .specs import FinetuneSpec, GradientSpec
 from .strategies import NEEDS_STORE, choose, selectable
@@ -52,6 +53,55 @@ def infer_num_classes(final_dir: Path, given: int | None) -> int | None:
     )
 
 
+@dataclass(frozen=True)
+class _Task:
+    task_type: str
+    num_classes: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A base and its final, each opened once, with their tokenizers."""
+
+    base: LM
+    final: LM
+    tokenizer: object
+    final_tokenizer: object
+
+    @classmethod
+    def open(cls, base: Path, final: Path) -> Pair:
+        pair = cls(
+            open_lm(base),
+            open_lm(ModelRef(final, base=base)),
+            load_tokenizer(base),
+            load_tokenizer(final, base=base),
+        )
+        check_same_architecture(pair.base.module, pair.final.module)
+        return pair
+
+    def pick(self, labels: pd.DataFrame, specs, task: _Task, choice) -> pd.DataFrame:
+        """Run one strategy (``choice`` = strategy, K, batch size) over the labelled pool,
+        building its gradient store (``specs`` = gradients, finetune) in a temporary folder."""
+        strategy, k, batch_size = choice
+        with tempfile.TemporaryDirectory() as tmp:
+            store = None
+            if strategy in NEEDS_STORE:
+                store = Path(tmp) / "store"
+                store_for_labels(
+                    self.base,
+                    self.final,
+                    labels,
+                    store,
+                    *specs,
+                    task_type=task.task_type,
+                    num_classes=task.num_classes,
+                    seed=task.seed,
+                    tokenizer=self.tokenizer,
+                )
+            return choose(labels, store, strategy, k, task.seed, batch_size)
+
+
 def select(
     base: str | os.PathLike,
     final: str | os.PathLike,
@@ -80,55 +130,35 @@ def select(
     ``out`` (parquet) when given. ``pool`` is a CSV / JSONL / parquet file or a packaged name.
     ``final`` may be a PEFT adapter folder over ``base``; ``layers`` picks the gradient space
     (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged).
-    ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D; ``precondition``
-    says how D is formed (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``, none
-    for SGD)."""
-    base, final = Path(base), Path(final)
+    ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D, D formed as
+    ``precondition`` says (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``)."""
     selectable(strategy)
-    base_lm, final_lm = open_lm(base), open_lm(ModelRef(final, base=base))
-    check_same_architecture(base_lm.module, final_lm.module)
+    pair = Pair.open(Path(base), Path(final))
     if task_type == "classification":
-        num_classes = infer_num_classes(final, num_classes)
+        num_classes = infer_num_classes(pair.final.source, num_classes)
     pool_frame = load_pool_texts(str(pool), text_column)
     if k > len(pool_frame):
         raise UserError(f"K={k} is larger than the pool ({len(pool_frame)} texts); lower -k.")
     finetune = FinetuneSpec(
         max_length=max_length, truncate=truncate, loss=loss, optimizer=optimizer
     )
-    tokenizer = load_tokenizer(base)
     labels = label_pool(
-        final_lm,
+        pair.final,
         pool_frame,
         finetune,
         task_type=task_type,
         num_classes=num_classes,
-        base_dir=base,
-        tokenizer=load_tokenizer(final, base=base),
+        tokenizer=pair.final_tokenizer,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        store = None
-        if strategy in NEEDS_STORE:
-            store = Path(tmp) / "store"
-            spec = GradientSpec(
-                k=sketch_dim,
-                projection=projection,
-                checkpoints=checkpoints,
-                layers=[layers] if isinstance(layers, str) else list(layers),
-                precondition=precondition,
-            )
-            store_for_labels(
-                base_lm,
-                final_lm,
-                labels,
-                store,
-                spec,
-                finetune,
-                task_type=task_type,
-                num_classes=num_classes,
-                seed=seed,
-                tokenizer=tokenizer,
-            )
-        picked = choose(labels, store, strategy, k, seed, batch_size)
+    spec = GradientSpec(
+        k=sketch_dim,
+        projection=projection,
+        checkpoints=checkpoints,
+        layers=[layers] if isinstance(layers, str) else list(layers),
+        precondition=precondition,
+    )
+    task = _Task(task_type, num_classes, seed)
+    picked = pair.pick(labels, (spec, finetune), task, (strategy, k, batch_size))
     if out is not None:
         write_parquet(out, picked)
     return picked

@@ -125,11 +125,9 @@ class LabelMasked(TaskLoss):
 
     def pseudolabel(self, lm: LM, positions: Positions) -> tuple[np.ndarray, np.ndarray]:
         """The final model's own class per text and its loss against it."""
-        weight = lm.weight.detach()
-        label_rows = torch.as_tensor(self.label_ids, device=weight.device)
-        label_logits = positions.hidden @ weight[label_rows].T
+        label_logits = lm.logits(positions.hidden, torch.as_tensor(self.label_ids))
         labels = label_logits.argmax(dim=1)
-        logits = label_logits if self.row_ids() is not None else positions.hidden @ weight.T
+        logits = label_logits if self.row_ids() is not None else lm.logits(positions.hidden)
         losses = F.cross_entropy(logits, self.targets(labels), reduction="none")
         return labels.cpu().numpy(), losses.double().cpu().numpy()
 

@@ -95,15 +95,10 @@ def block_perplexity(model, blocks: torch.Tensor, batch_size: int = 64) -> float
     return math.exp(total / count)
 
 
-def pretrain_gpt2(
-    train_texts: list[str], val_texts: list[str], cfg: PretrainConfig, seed: int, out: Path
-) -> dict:
-    """Train tokenizer + GPT-2 from scratch, save as an HF folder; return held-out perplexity."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+def _gpt2_config(tokenizer, cfg: PretrainConfig):
+    from transformers import GPT2Config
 
-    torch.manual_seed(seed)
-    tokenizer = train_tokenizer(train_texts, cfg.vocab_size)
-    model_cfg = GPT2Config(
+    return GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=cfg.n_positions,
         n_embd=cfg.n_embd,
@@ -112,10 +107,20 @@ def pretrain_gpt2(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
-        activation_function="gelu_pytorch_tanh",  # GPT-2's GELU, fused (models.fast_gelu)
+        activation_function="gelu_pytorch_tanh",  # GPT-2's GELU, fused (arch.fast_gelu)
     )
+
+
+def pretrain_gpt2(
+    train_texts: list[str], val_texts: list[str], cfg: PretrainConfig, seed: int, out: Path
+) -> dict:
+    """Train tokenizer + GPT-2 from scratch, save as an HF folder; return held-out perplexity."""
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(train_texts, cfg.vocab_size)
     device = compute_device()
-    model = GPT2LMHeadModel(model_cfg).to(device)
+    model = GPT2LMHeadModel(_gpt2_config(tokenizer, cfg)).to(device)
     train_blocks = _pack(tokenizer, train_texts, cfg.block_size)
     val_blocks = _pack(tokenizer, val_texts, cfg.block_size)[: cfg.eval_batches * cfg.batch_size]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

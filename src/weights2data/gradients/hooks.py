@@ -178,9 +178,7 @@ def visit_layers(
             visit(first + i, delta, x, example, n)
 
 
-def visit_batch(
-    lm: ModelLike, tokenizer, batch: Batch, space: GradientSpace, visit: Visit
-) -> None:
+def visit_batch(lm: ModelLike, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """One batch's factors of every part: the closed form alone (no autograd) for a head-only
     space, otherwise one forward and one backward pass (``visit_layers``)."""
     lm = as_lm(lm)

@@ -3,6 +3,12 @@
 Written once per (task, variant) by the gradients step and read by every selection strategy, so
 the pool's gradients are computed once. A store can be built in row shards (one job each) and
 gathered into a store byte-identical to the unsharded one.
+
+``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c. The
+pool is streamed in batches, so memory does not grow with N. ``target.f32`` is C×D and holds
+the SAME Δ = θ0 − θf (of the chosen layers) in every row: the checkpoints lie on the straight
+line θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a positive multiple
+of Δ, and cosine ignores the scale.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ class _StoreJob:
     truncate: str
     batch_size: int
     span: range  # the pool rows this store (or shard) holds
-    objective: TaskLoss | None = None  # the loss object: encodes texts, reads positions
+    objective: TaskLoss  # the loss object: encodes texts, reads positions
     precondition: dict | None = None  # the meta's plan of the RMS space (None: raw only)
     scales: dict | None = None  # rank-1 RMS factors per sketched part (the statistics pass)
 
@@ -102,12 +108,7 @@ def build_gradient_store(
     backward pass per batch (``hooks``), each sketched and concatenated; ``final`` may be a PEFT
     adapter folder, merged over ``base``.
 
-    ``grads.f32`` is a float32 N×C×D row-major memmap: example i's gradient at checkpoint c.
-    The pool is streamed in batches, so memory does not grow with N. ``target.f32`` is C×D and
-    holds the SAME Δ = θ0 − θf (of the chosen layers) in every row: the checkpoints lie on the
-    straight line θ0 → θf, so each segment θ_c − θ_{c+1} and each remainder θ_c − θf is a
-    positive multiple of Δ, and cosine ignores the scale. ``labels`` are the pseudolabels
-    (ignored for loss "lm").
+    ``labels`` are the pseudolabels (ignored for loss "lm"); the files: the module's docstring.
 
     ``rows = (start, stop)`` writes one shard: the gradients of ``texts[start:stop]`` only, with
     the range recorded in ``meta["shard"]`` so that ``gather_gradient_stores`` can join shards.
@@ -116,54 +117,58 @@ def build_gradient_store(
     space: ``grads_rms.f32`` (g ⊘ D, same layout) and D itself (``rms.safetensors``); see
     ``precondition``. ``none`` writes today's store, byte for byte.
     """
-    loss, checkpoints, batch_size = spec.loss or "label_masked", spec.checkpoints, spec.batch_size
-    projection = None if spec.projection == "auto" else spec.projection
-    texts = _checked_store_request(texts, loss, batch_size, checkpoints, spec.model)
+    loss, checkpoints = spec.loss or "label_masked", spec.checkpoints
+    texts = _checked_store_request(texts, loss, spec.batch_size, checkpoints, spec.model)
     tokenizer = as_tokenizer(tokenizer, base)
     base_m, final_m = as_lm(base), as_lm(final, base)
     check_same_architecture(base_m.module, final_m.module)
     objective = make_loss(loss, tokenizer, num_classes, max_length, truncate)
-    label_ids = None if objective.label_ids is None else list(objective.label_ids)
-    labels = _check_labels(labels, len(texts), loss, num_classes)
+    projection = None if spec.projection == "auto" else spec.projection
     space = gradient_space(
-        base_m.module,
-        spec.layers,
-        loss,
-        num_classes=num_classes,
-        projection=projection,
-        k=spec.k,
-        seed=seed,
-    )
-    if space.choice.head_only:  # today's closed form, byte for byte
-        target = target_direction(
-            base_m,
-            final_m,
-            loss=loss,
-            tokenizer=tokenizer,
-            num_classes=num_classes,
-            projector=space.head,
-        )
-    else:
-        target = space_target(base_m, final_m, space, objective)
-    span = range(*_row_range(rows, len(texts), batch_size))
+        base_m.module, spec.layers, loss, num_classes=num_classes, projection=projection,
+        k=spec.k, seed=seed,
+    )  # fmt: skip
     job = _StoreJob(
-        tokenizer, texts, labels, loss, label_ids, space, max_length, truncate, batch_size, span
-    )
-    job.objective = objective
+        tokenizer, texts, _check_labels(labels, len(texts), loss, num_classes), loss,
+        None if objective.label_ids is None else list(objective.label_ids), space, max_length,
+        truncate, spec.batch_size, range(*_row_range(rows, len(texts), spec.batch_size)),
+        objective,
+    )  # fmt: skip
+    target = _target(base_m, final_m, job, num_classes)
     if rms.resolve_precondition(spec.precondition, optimizer) == "rms":
-        job.precondition = rms.plan(space.parts(), [p["layer"] for p in space.describe()])
-        if rms.rank1_parts(job.precondition):
-            if rows is not None:
-                raise UserError(
-                    "precondition rms over a sketched gradient space fits D on the whole pool "
-                    "before it sketches, so it cannot be built in shards; set selection.shards "
-                    "to 1, or precondition none."
-                )
-            job.scales = _rank1_scales(job, base_m, final_m, spec.model, checkpoints, progress)
+        _plan_rms(job, (base_m, final_m), spec, rows is not None, progress)
     meta = _store_meta(job, base, final, checkpoints, spec.model, seed, num_classes, rows)
     models = _gradient_models(base_m, final_m, spec.model, checkpoints)
     _write_store(out_dir, job, models, target, meta, checkpoints, progress)
     return meta
+
+
+def _target(base_m: LM, final_m: LM, job: _StoreJob, num_classes: int | None) -> np.ndarray:
+    """Δ in the store's space: the head's closed form, byte for byte, or every chosen layer."""
+    if job.space.choice.head_only:
+        return target_direction(
+            base_m,
+            final_m,
+            loss=job.loss,
+            tokenizer=job.tokenizer,
+            num_classes=num_classes,
+            projector=job.space.head,
+        )
+    return space_target(base_m, final_m, job.space, job.objective)
+
+
+def _plan_rms(job: _StoreJob, models: tuple[LM, LM], spec: GradientSpec, shard: bool, progress):
+    """The Adam-aware space's plan, and its rank-1 factors where a part is sketched (a
+    statistics pass over the whole pool, so never in shards)."""
+    job.precondition = rms.plan(job.space.parts(), [p["layer"] for p in job.space.describe()])
+    if rms.rank1_parts(job.precondition):
+        if shard:
+            raise UserError(
+                "precondition rms over a sketched gradient space fits D on the whole pool "
+                "before it sketches, so it cannot be built in shards; set selection.shards "
+                "to 1, or precondition none."
+            )
+        job.scales = _rank1_scales(job, *models, spec.model, spec.checkpoints, progress)
 
 
 def _rank1_scales(

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
 from ..errors import UserError
-from ..formats import Encoding
+from ..formats import Encoding, batches
 from ..progress import tqdm
 from .forward import trunk_states
 from .regime import Regime, parse_trainable, trunk_fingerprint
@@ -65,8 +65,8 @@ def _trunk_precision(device: torch.device, dtype: str):
 
 def _distinct_rows(tokenizer, texts: Sequence[str], encoding: Encoding) -> list[np.ndarray]:
     seen: dict[bytes, None] = {}
-    for start in range(0, len(texts), 256):
-        batch = encoding.encode(tokenizer, texts[start : start + 256])
+    for sel in batches(len(texts), 256):
+        batch = encoding.encode(tokenizer, [texts[i] for i in sel])
         seen.update(dict.fromkeys(token_keys(batch.input_ids, batch.attention_mask)))
     return [np.frombuffer(k, dtype=np.int64).copy() for k in seen]
 
@@ -85,8 +85,9 @@ def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: in
     parts: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
     last = last_only(regime, encoding)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc="trunk cache"):
-        chunk = order[start : start + batch_size]
+    steps = batches(len(order), batch_size, np.asarray(order, dtype=np.int64))
+    for chunk in tqdm(steps, total=-(-len(order) // batch_size), desc="trunk cache"):
+        chunk = chunk.tolist()
         width = len(rows[chunk[0]])
         ids = torch.zeros((len(chunk), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
