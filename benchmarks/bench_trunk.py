@@ -89,12 +89,11 @@ def main() -> None:
     options = parser.parse_args()
 
     from weights2data.data.build import build_dataset
-    from weights2data.models import load_model, load_tokenizer
-    from weights2data.pretrain import make_base
     from weights2data.formats import Encoding
-    from weights2data.models import LM
+    from weights2data.models import LM, load_model, load_tokenizer
     from weights2data.models.cache import CacheSet, TrunkCache, save_cache
     from weights2data.models.regime import parse_trainable
+    from weights2data.pretrain import make_base
     from weights2data.train import TrainConfig
 
     torch.set_num_threads(2)
@@ -149,7 +148,9 @@ def main() -> None:
                 times["full model, trunk frozen"].append(
                     timed_finetune(copy.deepcopy(base), tokenizer, data, cfg)
                 )
-                cached = LM(copy.deepcopy(base), parse_trainable(regime), CacheSet([caches[regime]]))
+                cached = LM(
+                    copy.deepcopy(base), parse_trainable(regime), CacheSet([caches[regime]])
+                )
                 times["trunk cache"].append(timed_finetune(cached, tokenizer, data, cfg))
             medians = {name: statistics.median(values) for name, values in times.items()}
             for name, value in medians.items():

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 
 from weights2data.cli import main
 from weights2data.errors import UserError
-from weights2data.models.regime import parse_trainable, trained_state
-from weights2data.models.tops import TOP_WEIGHTS, save_top
 from weights2data.formats import label_token_ids
 from weights2data.models import load_model, save_model
+from weights2data.models.regime import parse_trainable, trained_state
+from weights2data.models.tops import TOP_WEIGHTS, save_top
 from weights2data.train import TrainConfig, finetune
 
 from .conftest import SENTENCES

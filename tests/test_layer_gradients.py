@@ -11,10 +11,10 @@ from torch.func import functional_call, grad, vmap
 from weights2data.errors import UserError
 from weights2data.formats import label_token_ids
 from weights2data.gradients.closed_form import Batch
-from weights2data.losses import make_loss
 from weights2data.gradients.hooks import gradient_space, sketch_layers, space_target
 from weights2data.gradients.layers import linear_modules, resolve_layers
 from weights2data.gradients.store import build_gradient_store, load_gradient_store
+from weights2data.losses import make_loss
 from weights2data.specs import GradientSpec
 
 from .test_gradients import (

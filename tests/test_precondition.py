@@ -14,7 +14,6 @@ from safetensors.numpy import load_file
 from weights2data.errors import UserError
 from weights2data.formats import label_token_ids
 from weights2data.gradients.closed_form import Batch, per_example_gradients
-from weights2data.losses import make_loss
 from weights2data.gradients.hooks import gradient_space, visit_batch
 from weights2data.gradients.precondition import (
     Marginals,
@@ -23,6 +22,7 @@ from weights2data.gradients.precondition import (
     resolve_precondition,
 )
 from weights2data.gradients.store import STORE_FILES, load_gradient_store
+from weights2data.losses import make_loss
 from weights2data.projection import make_projector
 from weights2data.selection import greedy_select
 from weights2data.strategies import choose

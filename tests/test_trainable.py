@@ -12,9 +12,9 @@ import torch
 from weights2data.errors import UserError
 from weights2data.formats import label_token_ids
 from weights2data.models import load_model, save_model
-from weights2data.train import TrainConfig, finetune
 from weights2data.models.arch import is_tied, untie_output
 from weights2data.models.regime import parse_trainable
+from weights2data.train import TrainConfig, finetune
 
 from .conftest import SENTENCES
 

@@ -112,10 +112,7 @@ class LabelMasked(TaskLoss):
 
     def logits(self, lm: LM, batch) -> torch.Tensor:
         """Logits at the label position only (B×C or B×V): no B×T×V tensor is ever built."""
-        batch = to_device(batch, lm.device)
-        hidden = lm.hidden(batch.input_ids, batch.attention_mask, at=batch.label_pos)
-        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), batch.label_pos]
-        return lm.logits(h, self.row_ids())
+        return lm.logits(self.positions(lm, batch).hidden, self.row_ids())
 
     def batch_loss(self, lm: LM, batch, labels: torch.Tensor, reduction: str = "mean"):
         """(cross-entropy, predicted class) of a batch: what training and evaluation read."""

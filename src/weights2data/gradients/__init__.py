@@ -2,12 +2,13 @@
 
 Submodules, lowest layer first:
 
-- ``models_io``: turns a model folder (or an already loaded model, or a PEFT adapter folder)
-  into the model and tokenizer the other modules work with, and yields the checkpoints
-  interpolated between θ0 and θf.
+- ``models_io``: the tokenizer a caller means, and the checkpoints interpolated between θ0
+  and θf (models themselves are opened by ``models.lm``: a folder, a ``ModelRef`` with its
+  trunk caches, an ``LM`` or a bare module).
 - ``layers``: which layers a store covers (``head``, module names, ``blocks.N``) and Δ of each.
 - ``closed_form``: the closed-form per-example gradient of the output layer from one forward
-  pass, the projector a store uses, and the target direction Δ = θ0 − θf in the same space.
+  pass (positions, logits and residual from the task's loss object, ``losses``), the
+  projector a store uses, and the target direction Δ = θ0 − θf in the same space.
 - ``hooks``: per-example gradients of any linear layers from one forward and one backward
   pass per batch, sketched per layer and concatenated after the head's.
 - ``pseudolabels``: labels every pool text with the final model and scores it (P-Min / P-Max).
