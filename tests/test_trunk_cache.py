@@ -34,9 +34,9 @@ LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
 CLS = Encoding("classification", 16, "left")
 
 
-def _cache(model, tokenizer, regime, tmp_path, encoding=CLS, name="c"):
+def _cache(model, tokenizer, regime, tmp_path, encoding=CLS, name="c", texts=TEXTS):
     out = tmp_path / f"{name}.safetensors"
-    save_cache(model, tokenizer, TEXTS, (parse_trainable(regime), encoding, "float32"), out)
+    save_cache(model, tokenizer, texts, (parse_trainable(regime), encoding, "float32"), out)
     return TrunkCache(out)
 
 
@@ -157,6 +157,12 @@ def test_a_cache_is_refused_for_another_trunk_or_text(tiny_tokenizer, tmp_path):
     open_lm(_ref(tmp_path / "final", "top:1", (cache.path,)))  # a top:1 finetune: it matches
     with pytest.raises(UserError, match=r"c\.safetensors' was built from another trunk"):
         open_lm(_ref(tmp_path / "other", "top:1", (cache.path,)))
+    sibling = copy.deepcopy(base)  # the same architecture and names, one trunk weight moved
+    with torch.no_grad():
+        sibling.model.layers[0].mlp.up_proj.weight[0, 0] += 1e-3
+    save_model(sibling, tiny_tokenizer, tmp_path / "sibling")
+    with pytest.raises(UserError, match="was built from another trunk"):
+        open_lm(_ref(tmp_path / "sibling", "top:1", (cache.path,)))
     model = open_lm(_ref(tmp_path / "base", "top:1", (cache.path,)))
     batch = encode_classification(tiny_tokenizer, ["a text the cache never saw"], 16, "left")
     with pytest.raises(UserError, match="in none of the trunk caches.*max_length and truncate"):
@@ -230,6 +236,19 @@ def test_two_models_with_different_trunks_each_read_their_own_cache(tiny_tokeniz
             want = _label_states(LM(model), batch)
             got = _label_states(opened[name], batch)
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_step_reads_each_text_from_the_cache_that_holds_it(tiny_tokenizer, tmp_path):
+    """A step reads several caches (its task's and its pool's): each text comes from the one
+    that holds it, and the states are the full model's."""
+    model = _llama(tiny_tokenizer, tied=False)
+    task = _cache(model, tiny_tokenizer, "top:1", tmp_path, name="task", texts=TEXTS[:5])
+    pool = _cache(model, tiny_tokenizer, "top:1", tmp_path, name="pool", texts=TEXTS[5:])
+    batch = encode_classification(tiny_tokenizer, TEXTS, 16, "left")
+    with torch.no_grad():
+        got = _label_states(_through(model, "top:1", task, pool), batch)
+        want = _label_states(LM(model), batch)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("build", [_llama, _gpt2])
