@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_job_overhead.py
 	$(BIN)/python benchmarks/bench_trunk.py
 	$(BIN)/python benchmarks/bench_precondition.py
+	$(BIN)/python benchmarks/bench_model_layer.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

@@ -33,7 +33,7 @@ COUNTED = {
     "hash a weights folder": "weights_fingerprint",
 }
 TASK = {"dataset": "rt", "type": "classification", "train_size": 200, "val_size": 50}
-TASK.update(test_size=100)
+TASK.update(test_size=50)
 FINETUNE = {"trainable": "top:1", "max_length": 64, "truncate": "right", "epochs": 1}
 FINETUNE.update(optimizer="adam", lr=1e-3, batch_size=32, loss="label_masked")
 CACHE = {"regime": "top:1", "encoding": "classification", "max_length": 64}
@@ -50,7 +50,9 @@ def cli(src: Path, args: list[str], profile: Path | None = None) -> float:
         )
     env = dict(os.environ, PYTHONPATH=str(src))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, *args], env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True)
+    if done.returncode != 0:
+        sys.exit(f"weights2data {args[0]} failed ({src}):\n{done.stderr.decode()[-3000:]}")
     return time.perf_counter() - start
 
 
@@ -110,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="c211137", help="the commit to compare against")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profiles", type=Path, help="keep each step's cProfile output here")
     options = parser.parse_args()
     cpu = platform.processor() or "unknown"
     if Path("/proc/cpuinfo").is_file():
@@ -130,6 +133,10 @@ def main() -> None:
                     out = work / f"{step}-{label[:5]}"
                     cli(src, [*args, str(out) + ".profiled"], work / "profile")
                     seen = counts(work / "profile")
+                    if options.profiles:
+                        options.profiles.mkdir(parents=True, exist_ok=True)
+                        kept = options.profiles / f"{step}-{label.split()[0]}.prof"
+                        kept.write_bytes((work / "profile").read_bytes())
                     times = [cli(src, [*args, f"{out}.{i}"]) for i in range(options.runs)]
                     rows.append((step, label, seen, statistics.median(times)))
         finally:
