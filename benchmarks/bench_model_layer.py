@@ -56,6 +56,15 @@ def cli(src: Path, args: list[str], profile: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
+def cpu_name() -> str:
+    """The CPU's model name and core count, as every timing here names it."""
+    cpu = platform.processor() or "unknown"
+    if Path("/proc/cpuinfo").is_file():
+        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
 def counts(profile: Path) -> dict[str, int]:
     stats = pstats.Stats(str(profile)).stats
     out = dict.fromkeys(COUNTED, 0)
@@ -66,44 +75,50 @@ def counts(profile: Path) -> dict[str, int]:
     return out
 
 
-def set_up(work: Path) -> dict[str, list[str]]:
-    """The shared inputs, made by this checkout; the two steps' command lines."""
+SMALL = {
+    "rt": {"source": "rotten_tomatoes", "max_rows": 600, "val_fraction": 0.2},
+    "pool": {"source": "wiki_passages", "part": [1, 3], "passage_words": 24, "max_rows": 400},
+}
+
+
+def set_up(
+    work: Path, datasets: dict = SMALL, task: dict = TASK, k: int = 100
+) -> dict[str, list[str]]:
+    """The shared inputs, made by this checkout: a base, the task's and the pool's datasets
+    (``datasets``: named "rt" and "pool") with their trunk caches, a top:1 expert, the pool's
+    pseudolabels and a selection of their first ``k``; the two steps' command lines."""
     src = ROOT / "src"
     base, data = work / "base", work / "data"
     data.mkdir()
     from weights2data.pretrain import make_base
 
     make_base({"kind": "smollm2"}, [], base)
-    specs = {
-        "rt": {"source": "rotten_tomatoes", "max_rows": 600, "val_fraction": 0.2},
-        "pool": {"source": "wiki_passages", "part": [1, 3], "passage_words": 24, "max_rows": 400},
-    }
-    for name, spec in specs.items():
+    for name, spec in datasets.items():
         cli(src, ["dataset", "--spec", json.dumps(spec), "--out", str(data / f"{name}.parquet")])
         cache = ["--spec", json.dumps(CACHE), "--out", str(data / f"{name}.safetensors")]
         dataset = ["--dataset", str(data / f"{name}.parquet")]
         cli(src, ["trunk-cache", "--base", str(base), *dataset, *cache])
     caches = ["--trunk-cache", str(data / "rt.safetensors"), str(data / "pool.safetensors")]
-    task = ["--dataset", str(data / "rt.parquet"), "--task", json.dumps(TASK)]
-    task += ["--finetune", json.dumps(FINETUNE)]
+    task_args = ["--dataset", str(data / "rt.parquet"), "--task", json.dumps(task)]
+    task_args += ["--finetune", json.dumps(FINETUNE)]
     expert = work / "expert"
-    cli(src, ["finetune", "--base", str(base), *task, "--seed", "0", *caches[:2]]
+    cli(src, ["finetune", "--base", str(base), *task_args, "--seed", "0", *caches[:2]]
         + ["--out", str(expert), "--metrics", str(work / "expert.json")])  # fmt: skip
     cli(src, ["pool", "--dataset", str(data / "pool.parquet"), "--seed", "0"]
         + ["--out", str(data / "pool_0.parquet")])  # fmt: skip
     labels = data / "labels.parquet"
-    cli(src, ["autolabel", "--final", str(expert), "--pool", str(data / "pool_0.parquet"), *task]
-        + [*caches, "--out", str(labels)])  # fmt: skip
+    cli(src, ["autolabel", "--final", str(expert), "--pool", str(data / "pool_0.parquet")]
+        + [*task_args, *caches, "--out", str(labels)])  # fmt: skip
     import pandas as pd
 
-    frame = pd.read_parquet(labels).head(100)
+    frame = pd.read_parquet(labels).head(k)
     frame.insert(0, "index", range(len(frame)))
     frame.to_parquet(data / "selection.parquet")
     store = ["gradient-store", "--base", str(base), "--final", str(expert)]
-    store += ["--labels", str(labels), *task, "--spec", json.dumps({"k": 1024})]
+    store += ["--labels", str(labels), *task_args, "--spec", json.dumps({"k": 1024})]
     store += ["--seed", "0", *caches, "--out"]
     retrain = ["retrain", "--base", str(base), "--selection", str(data / "selection.parquet")]
-    retrain += [*task, "--retrain", json.dumps({"max_epochs": 3, "patience": 3})]
+    retrain += [*task_args, "--retrain", json.dumps({"max_epochs": 3, "patience": 3})]
     retrain += ["--seed", "0", *caches, "--out"]
     return {"gradient-store": store, "retrain": retrain}
 
@@ -114,11 +129,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profiles", type=Path, help="keep each step's cProfile output here")
     options = parser.parse_args()
-    cpu = platform.processor() or "unknown"
-    if Path("/proc/cpuinfo").is_file():
-        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; torch threads 2 per step")
+    print(f"CPU: {cpu_name()}; torch threads 2 per step")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         before = work / "before"

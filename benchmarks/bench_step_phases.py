@@ -1,0 +1,106 @@
+"""Where a `retrain` and a `gradient-store` step of the default spend their time: start-up
+(process and imports; a warm-started pipeline job skips most of it), opening the weights,
+fingerprints, reading trunk caches, the arithmetic, and writing the result. This checkout
+against an earlier commit, side by side on the same inputs.
+
+Set-up (this checkout, once): SmolLM2-135M untied, BBC News as the default task (1,000 / 200 /
+400), the default's Wikipedia pool (every passage, so the pool's cache has its real size), top:1
+trunk caches of both (bf16, 64 tokens, cut on the right), a top:1 expert, the pool's
+pseudolabels and a selection of K = 300. Each step then runs in its own process under cProfile
+(phases from the cumulative time of named functions, found in either version) and ``--runs``
+times plainly for the wall time (median).
+
+    python benchmarks/bench_step_phases.py [--before HEAD] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench_model_layer import ROOT, cli, cpu_name, set_up
+
+DATASETS = {
+    "rt": {"source": "bbc_news", "val_fraction": 0.2, "test_fraction": 0.2},
+    "pool": {
+        "source": "wiki_passages",
+        "part": [1, 3],
+        "passage_words": 24,
+        "val_fraction": 0.02,
+        "test_fraction": 0.02,
+    },
+}
+TASK = {"dataset": "rt", "type": "classification", "train_size": 1000, "val_size": 200}
+TASK.update(test_size=400)
+RETRAIN = {"max_epochs": 10, "patience": 3}
+# phase: the (file suffix, function) pairs whose cumulative time it is
+PHASES = {
+    "fingerprint": [
+        ("models/regime.py", "trunk_fingerprint"),
+        ("models/fingerprint.py", "weights_fingerprint"),
+    ],
+    "open weights": [("models/folders.py", "load_weights"), ("folders.py", "load_tokenizer")],
+    "read cache": [("models/cache.py", "open"), ("models/cache.py", "lookup")],
+    "write": [("gradients/store.py", "_write_store"), ("weights2data/atomic.py", "write_json")],
+}
+
+
+def phases(profile: Path, wall: float) -> dict[str, float]:
+    """Seconds per phase; compute = the step's own time less the named phases."""
+    stats = pstats.Stats(str(profile)).stats
+    out = dict.fromkeys(PHASES, 0.0)
+    main = 0.0
+    for (file, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
+        if file.endswith("weights2data/cli.py") and function == "main":
+            main = max(main, cumulative)
+        for phase, names in PHASES.items():
+            if any(file.endswith(suffix) and function == name for suffix, name in names):
+                out[phase] += cumulative
+    out["open weights"] -= out["fingerprint"] if out["open weights"] > out["fingerprint"] else 0
+    out["compute"] = max(0.0, main - sum(out.values()))
+    out["start-up"] = max(0.0, wall - main)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", default="HEAD", help="the commit to compare against")
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    print(f"CPU: {cpu_name()}; torch threads 2 per step")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        before = work / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), options.before],
+                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+        try:
+            steps = set_up(work, DATASETS, TASK, k=300)
+            retrain = steps["retrain"]
+            retrain[retrain.index("--retrain") + 1] = json.dumps(RETRAIN)
+            versions = {f"before ({options.before})": before / "src", "after": ROOT / "src"}
+            for step, args in steps.items():
+                for label, src in versions.items():
+                    out = work / f"{step}-{label[:5]}"
+                    wall = cli(src, [*args, str(out) + ".profiled"], work / "profile")
+                    split = phases(work / "profile", wall)
+                    times = [cli(src, [*args, f"{out}.{i}"]) for i in range(options.runs)]
+                    rows.append((step, label, split, statistics.median(times)))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT)
+    names = ["start-up", "open weights", "fingerprint", "read cache", "compute", "write"]
+    print(f"| step | version | {' | '.join(names)} (s, one profiled run) | wall s (median of "
+          f"{options.runs}) |")  # fmt: skip
+    print("|---|---|" + "---:|" * (len(names) + 1))
+    for step, label, split, wall in rows:
+        cells = " | ".join(f"{split[name]:.2f}" for name in names)
+        print(f"| {step} | {label} | {cells} | {wall:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
