@@ -44,8 +44,10 @@ def cli(src: Path, args: list[str], profile: Path | None = None) -> float:
     """Run ``weights2data <args>`` with ``src`` first on the path; seconds of wall time."""
     code = "import sys; from weights2data.cli import main; sys.exit(main(sys.argv[1:]))"
     if profile is not None:
+        # the warm server's imports first, as a pipeline job has them: the profile is the step's
         code = (
-            "import cProfile, sys; from weights2data.cli import main; "
+            "import cProfile, sys; from weights2data.warm import _preload; _preload(); "
+            "from weights2data.cli import main; "
             f"cProfile.run('main(sys.argv[1:])', {str(profile)!r})"
         )
     env = dict(os.environ, PYTHONPATH=str(src))

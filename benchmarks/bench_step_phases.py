@@ -1,5 +1,5 @@
 """Where a `retrain` and a `gradient-store` step of the default spend their time: start-up
-(process and imports; a warm-started pipeline job skips most of it), opening the weights,
+(process start and the imports a warm-started pipeline job finds done), opening the weights,
 fingerprints, reading trunk caches, the arithmetic, and writing the result. This checkout
 against an earlier commit, side by side on the same inputs.
 
@@ -48,20 +48,36 @@ PHASES = {
     "read cache": [("models/cache.py", "open"), ("models/cache.py", "lookup")],
     "write": [("gradients/store.py", "_write_store"), ("weights2data/atomic.py", "write_json")],
 }
+# the store computes inside its writer: the gradient pass is compute, not writing
+NOT_IN = {"write": [("gradients/store.py", "_fill_checkpoint"), ("gradients/rms.py", "finish")]}
+
+
+def _cumulative(stats: dict, names: list[tuple[str, str]]) -> float:
+    return sum(
+        cumulative
+        for (file, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items()
+        if any(file.endswith(suffix) and function == name for suffix, name in names)
+    )
+
+
+def _hashing_inside_open(stats: dict) -> float:
+    """Time of the weights hashes a top folder's load makes (already counted as fingerprint)."""
+    total = 0.0
+    for (file, _line, function), (*_counts, callers) in stats.items():
+        if file.endswith("models/fingerprint.py") and function == "weights_fingerprint":
+            for (caller_file, _l, _f), (_cc, _nc, _tt, cumulative) in callers.items():
+                total += cumulative if caller_file.endswith("models/tops.py") else 0.0
+    return total
 
 
 def phases(profile: Path, wall: float) -> dict[str, float]:
     """Seconds per phase; compute = the step's own time less the named phases."""
     stats = pstats.Stats(str(profile)).stats
-    out = dict.fromkeys(PHASES, 0.0)
-    main = 0.0
-    for (file, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        if file.endswith("weights2data/cli.py") and function == "main":
-            main = max(main, cumulative)
-        for phase, names in PHASES.items():
-            if any(file.endswith(suffix) and function == name for suffix, name in names):
-                out[phase] += cumulative
-    out["open weights"] -= out["fingerprint"] if out["open weights"] > out["fingerprint"] else 0
+    out = {phase: _cumulative(stats, names) for phase, names in PHASES.items()}
+    for phase, names in NOT_IN.items():
+        out[phase] -= _cumulative(stats, names)
+    main = _cumulative(stats, [("weights2data/cli.py", "main")])
+    out["open weights"] -= _hashing_inside_open(stats)
     out["compute"] = max(0.0, main - sum(out.values()))
     out["start-up"] = max(0.0, wall - main)
     return out

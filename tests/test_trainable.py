@@ -4,6 +4,7 @@ and the untied output layer those regimes need."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -170,3 +171,45 @@ def test_the_frozen_trunk_runs_without_dropout_in_every_epoch(tiny_tokenizer):
     cfg = TrainConfig(num_classes=3, lr=1e-2, batch_size=4, epochs=3, trainable="top:1")
     finetune(base, tiny_tokenizer, (TEXTS, LABELS), (TEXTS, LABELS), cfg, 0, progress=False)
     assert seen == {"trunk": {False}, "top": {True, False}}  # top: trained, then evaluated
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_label_rows_trained_apart_equal_the_whole_matrix_trained(tiny_tokenizer, optimizer):
+    """The split is a speed-up only: the same steps over the whole output matrix (the other
+    rows then get zero gradient, and decay on them is undone) give the same weights, bit for
+    bit."""
+    from weights2data.models.lm import LM
+    from weights2data.models.regime import prepare
+    from weights2data.train import make_optimizer, task_loss
+
+    decay = 0.1 if optimizer == "adamw" else 0.0
+    cfg = TrainConfig(num_classes=3, lr=1e-2, max_length=16, trainable="top:1")
+    cfg = dataclasses.replace(cfg, optimizer=optimizer, weight_decay=decay)
+    loss = task_loss(tiny_tokenizer, cfg)
+    rows = list(loss.label_ids)
+    batch = loss.encode(tiny_tokenizer, TEXTS)
+    finals = []
+    for split in (True, False):
+        lm = LM(_llama(tiny_tokenizer, tied=False))
+        start = lm.weight.detach().clone()
+        trainable = prepare(lm.module, "top:1", rows if split else None)
+        lm.head_rows = trainable.head_rows
+        opt = make_optimizer(trainable.parameters, cfg, fused=optimizer != "sgd")
+        trainable.train_mode()
+        for _ in range(3):
+            value, _ = loss.batch_loss(lm, batch, torch.as_tensor(LABELS))
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+        lm.head_rows = None
+        trainable.close()
+        others = torch.ones(len(start), dtype=torch.bool)
+        others[rows] = False
+        if not split:  # what the split never needs: rows no loss reads, put back after decay
+            with torch.no_grad():
+                lm.weight[others] = start[others]
+        assert torch.equal(lm.weight[others], start[others])
+        finals.append(lm.module.state_dict())
+    assert finals[0].keys() == finals[1].keys()
+    for name, tensor in finals[0].items():
+        assert torch.equal(tensor, finals[1][name]), name

@@ -18,7 +18,7 @@ from .errors import UserError
 from .formats import batches
 from .losses import TaskLoss, make_loss
 from .models.lm import LM, ModelLike, as_lm
-from .models.regime import parse_trainable, prepare
+from .models.regime import Trainable, parse_trainable, prepare
 from .progress import tqdm
 from .specs import FinetuneSpec
 
@@ -151,7 +151,8 @@ def finetune(
     rng = np.random.default_rng(seed)
     loss = task_loss(tokenizer, cfg)
     rows = list(loss.label_ids) if cfg.loss == "label_masked" and loss.label_ids else None
-    trainable = prepare(lm.module, cfg.trainable, rows, decays=cfg.weight_decay > 0)
+    trainable = prepare(lm.module, cfg.trainable, rows)
+    lm.head_rows = trainable.head_rows
     frozen = parse_trainable(cfg.trainable).freezes
     run = _Run(lm, tokenizer, loss, trainable, make_optimizer(trainable.parameters, cfg, frozen))
     best, best_state, stale, history = None, None, 0, []
@@ -168,15 +169,16 @@ def finetune(
             history.append(scores)
             bar.set_postfix(val_loss=f"{scores['loss']:.3f}")
             if _is_better(scores, best, cfg.task_type):
-                best, best_state, stale = scores, _snapshot(lm.module, frozen), 0
+                best, best_state, stale = scores, _snapshot(lm.module, trainable, frozen), 0
             else:
                 stale += 1
                 if cfg.patience is not None and stale >= cfg.patience:
                     break
+        _restore(lm.module, trainable, best_state, frozen)
     finally:
         bar.close()
+        lm.head_rows = None
         trainable.close()
-    lm.module.load_state_dict(best_state, strict=not frozen)
     lm.module.eval()
     trained = lm if isinstance(model, LM) else lm.module
     return trained, {"best_epoch": best["epoch"], "history": history}
@@ -216,15 +218,24 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            self.trainable.after_step()
             total += float(loss.detach()) * len(sel)
             bar.update(1)
         return total / len(texts)
 
 
-def _snapshot(model, frozen: bool) -> dict:
+def _snapshot(model, trainable: Trainable, frozen: bool):
     """The weights to come back to: all of them, or only those that train when the trunk is
     frozen (a copy of SmolLM2's whole state is 540 MB per improving epoch)."""
     if not frozen:
         return copy.deepcopy(model.state_dict())
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return [p.detach().clone() for p in trainable.parameters]
+
+
+def _restore(model, trainable: Trainable, state, frozen: bool) -> None:
+    """Put the best epoch's weights back (before ``close`` writes split head rows back)."""
+    if not frozen:
+        model.load_state_dict(state)
+        return
+    with torch.no_grad():
+        for param, saved in zip(trainable.parameters, state, strict=True):
+            param.copy_(saved)

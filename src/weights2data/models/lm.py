@@ -21,7 +21,7 @@ from .arch import output_matrix
 from .cache import CacheSet
 from .folders import load_weights
 from .forward import body_hidden, run_top
-from .regime import Regime, parse_trainable, trunk_fingerprint
+from .regime import HeadRows, Regime, parse_trainable, trunk_fingerprint
 
 ALL = parse_trainable("all")
 
@@ -40,6 +40,7 @@ class LM:
     cache: CacheSet | None = None
     updates: dict[str, torch.Tensor] | None = None
     source: Path | None = None
+    head_rows: HeadRows | None = None  # while a finetune trains the label rows apart
 
     @property
     def weight(self) -> torch.Tensor:
@@ -62,6 +63,10 @@ class LM:
 
     def logits(self, hidden: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``hidden @ Wᵀ`` over the output rows ``rows`` (None: the whole vocabulary)."""
+        if self.head_rows is not None:
+            if self.head_rows.reads(rows):
+                return hidden @ self.head_rows.weight.T
+            self.head_rows.write_back()  # other rows asked for: the matrix as it stands now
         weight = self.weight
         return hidden @ (weight.T if rows is None else weight[rows.to(weight.device)].T)
 

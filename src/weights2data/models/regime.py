@@ -12,7 +12,6 @@ says whether two models share it: a base and every finetune of it under the regi
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -90,22 +89,53 @@ def trained_state(model, regime: Regime) -> dict[str, torch.Tensor]:
 
 
 @dataclass
+class HeadRows:
+    """The output rows a label-masked finetune trains, split off as a parameter of their own.
+
+    Every other row gets exactly zero gradient, so an optimizer over the whole matrix
+    (SmolLM2's is 49,152 × 576) spends nearly all its time on zeros, and weight decay would
+    move rows no loss touches. ``LM.logits`` reads ``weight`` while the split lasts;
+    ``write_back`` puts it into the matrix. The numbers are those of training the whole matrix.
+    """
+
+    rows: torch.Tensor  # (C,) row indices into the matrix
+    weight: nn.Parameter  # C × d
+    matrix: torch.Tensor
+
+    @classmethod
+    def split(cls, matrix: torch.Tensor, rows: Sequence[int]) -> HeadRows:
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=matrix.device)
+        return cls(index, nn.Parameter(matrix.detach()[index].clone()), matrix)
+
+    def reads(self, rows: torch.Tensor | None) -> bool:
+        """Whether logits over ``rows`` are logits over exactly the split rows."""
+        return (
+            rows is not None
+            and rows.shape == self.rows.shape
+            and torch.equal(rows.to(self.rows.device), self.rows)
+        )
+
+    def write_back(self) -> None:
+        with torch.no_grad():
+            self.matrix[self.rows] = self.weight.detach()
+
+
+@dataclass
 class Trainable:
-    """The parameters an optimizer gets; ``after_step`` puts untouched head rows back (weight
-    decay would move them), ``close`` gives every parameter its requires_grad back."""
+    """The parameters an optimizer gets; ``head_rows``: the label rows when they train apart
+    from the rest of the output matrix; ``close`` writes them back and gives every parameter
+    its requires_grad back."""
 
     parameters: list[nn.Parameter]
     train_mode: Callable[[], None]  # dropout on where training happens, off in the trunk
-    after_step: Callable[[], None] = lambda: None
     close: Callable[[], None] = lambda: None
+    head_rows: HeadRows | None = None
 
 
-def prepare(
-    model, value: str, rows: Sequence[int] | None = None, *, decays: bool = False
-) -> Trainable:
-    """Freeze the trunk for ``value`` and say what trains. ``rows``: the only head rows the
-    loss touches (the label rows; None: all); ``decays``: the optimizer has weight decay, which
-    moves rows without gradient. ``all`` changes nothing."""
+def prepare(model, value: str, rows: Sequence[int] | None = None) -> Trainable:
+    """Freeze the trunk for ``value`` and say what trains. ``rows``: the only output rows the
+    loss touches (the label rows; None: all), which then train as a ``HeadRows`` of their own.
+    ``all`` changes nothing."""
     regime = parse_trainable(value)
     if not regime.freezes:
         return Trainable([p for p in model.parameters() if p.requires_grad], model.train)
@@ -121,32 +151,22 @@ def prepare(
     model.requires_grad_(False)
     for module in tops:
         module.requires_grad_(True)
-    params = [p for module in tops for p in module.parameters()]
+    head = None
+    if rows is not None:
+        head = HeadRows.split(output_matrix(model), rows)
+        output_matrix(model).requires_grad_(False)
+    params = [p for module in tops for p in module.parameters() if p.requires_grad]
+    params += [head.weight] if head is not None else []
 
     def train_mode() -> None:
         model.eval()  # the trunk: no dropout, so its outputs are the same in every model
         for module in tops:
             module.train()
 
-    def unfreeze() -> None:
+    def close() -> None:
+        if head is not None:
+            head.write_back()
         for p, flag in flags:
             p.requires_grad_(flag)
 
-    trainable = Trainable(params, train_mode, close=unfreeze)
-    if rows is None or not decays:
-        return trainable
-    return _keep_other_rows(trainable, output_matrix(model), rows)
-
-
-def _keep_other_rows(trainable: Trainable, weight: nn.Parameter, rows) -> Trainable:
-    """Put the head rows outside ``rows`` back after each step. Their gradient is exactly 0
-    under the label-masked loss, so Adam and SGD leave them alone; weight decay would not."""
-    others = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
-    others[torch.as_tensor(list(rows), device=weight.device)] = False
-    kept = weight.detach()[others].clone()
-
-    def restore() -> None:
-        with torch.no_grad():
-            weight[others] = kept
-
-    return dataclasses.replace(trainable, after_step=restore)
+    return Trainable(params, train_mode, close=close, head_rows=head)
