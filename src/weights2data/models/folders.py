@@ -17,7 +17,8 @@ from ..device import compute_device
 from ..errors import UserError
 from .adapters import adapter_base, is_adapter_folder, load_adapter_model
 from .arch import fast_gelu
-from .tops import apply_top, is_top_folder, top_base
+from .fingerprint import record_fingerprints, stored_fingerprints, tensor_hash
+from .tops import apply_top, is_top_folder, top_base, top_names
 
 
 def _require_hf_folder(path: str | Path) -> Path:
@@ -41,6 +42,7 @@ class Loaded:
 
     module: nn.Module
     updates: dict[str, torch.Tensor] | None = None
+    hashes: dict[str, str] | None = None  # each parameter's hash, where the folders record them
 
 
 def load_weights(
@@ -61,8 +63,24 @@ def load_weights(
         base_model = _load_folder(adapter_base(path, base), dtype, device)
         return Loaded(*load_adapter_model(path, base_model))
     if is_top_folder(path):
-        return Loaded(apply_top(_load_folder(top_base(path, base), dtype, device), path))
-    return Loaded(_load_folder(path, dtype, device))
+        base_dir = top_base(path, base)
+        module = apply_top(_load_folder(base_dir, dtype, device), path)
+        return Loaded(module, hashes=_top_hashes(module, base_dir, top_names(path)))
+    return Loaded(_load_folder(path, dtype, device), hashes=_recorded_hashes(path))
+
+
+def _recorded_hashes(path: str | Path) -> dict[str, str] | None:
+    record = stored_fingerprints(path)
+    return record.get("parameters") if record else None
+
+
+def _top_hashes(module: nn.Module, base_dir: Path, names: list[str]) -> dict[str, str] | None:
+    """The base's recorded hashes with those of the tensors the top folder wrote in."""
+    hashes = _recorded_hashes(base_dir)
+    if hashes is None:
+        return None
+    params = dict(module.named_parameters())
+    return dict(hashes, **{name: tensor_hash(params[name]) for name in names if name in params})
 
 
 def load_model(path: str | Path, *, base: str | Path | None = None, **options) -> nn.Module:
@@ -106,5 +124,6 @@ def save_model(model: nn.Module, tokenizer, out: str | Path, extra: dict | None 
     with atomic_path(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        record_fingerprints(tmp, model)
         if extra is not None:
             (tmp / "w2d.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")

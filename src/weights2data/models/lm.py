@@ -112,7 +112,7 @@ def open_lm(ref: ModelRef | str | os.PathLike) -> LM:
         )
     loaded = load_weights(ref.path, base=ref.base)
     if ref.caches is not None:
-        fingerprint = trunk_fingerprint(loaded.module, regime)
+        fingerprint = trunk_fingerprint(loaded.module, regime, loaded.hashes)
         ref.caches.check(fingerprint, regime, ref.encoding, ref.path)
     return LM(loaded.module, regime, ref.caches, loaded.updates, Path(ref.path))
 

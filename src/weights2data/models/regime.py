@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import UserError
 from .arch import blocks_of, final_norm, is_tied, output_matrix
+from .fingerprint import tensor_hash
 
 TRAINABLE_HELP = "all, head or top:N (the last N blocks, the final norm and the head)"
 
@@ -69,13 +70,16 @@ def trunk_parameters(model, regime: Regime) -> list[tuple[str, torch.Tensor]]:
     return [(name, p) for name, p in model.named_parameters() if id(p) not in top]
 
 
-def trunk_fingerprint(model, regime: Regime) -> str:
-    """SHA-256 over the trunk's parameter names and bytes: equal in a base and every finetune of
-    it under ``regime``, different for any other base."""
+def trunk_fingerprint(model, regime: Regime, hashes: dict[str, str] | None = None) -> str:
+    """SHA-256 over the trunk's parameter names and their values' hashes: equal in a base and
+    every finetune of it under ``regime``, different for any other base. ``hashes``: the
+    parameters' hashes as the folder recorded them (``fingerprint.record_fingerprints``); a
+    parameter without one is hashed here."""
     digest = hashlib.sha256(regime.name.encode())
     for name, param in trunk_parameters(model, regime):
+        known = hashes.get(name) if hashes else None
         digest.update(name.encode())
-        digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update((known or tensor_hash(param)).encode())
     return digest.hexdigest()[:16]
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
 from ..errors import UserError
-from .fingerprint import weights_fingerprint
+from .fingerprint import record_fingerprints, weights_fingerprint
 
 TOP_CONFIG = "w2d_top.json"
 TOP_WEIGHTS = "top.safetensors"
@@ -70,6 +70,7 @@ def save_top(
         tokenizer.save_pretrained(tmp)
         save_file(tensors, str(tmp / TOP_WEIGHTS))
         (tmp / TOP_CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        record_fingerprints(tmp)
         if extra is not None:
             (tmp / "w2d.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
 
@@ -79,6 +80,11 @@ def _record(folder: Path) -> dict:
         return json.loads((folder / TOP_CONFIG).read_text())
     except ValueError as exc:
         raise UserError(f"{str(folder / TOP_CONFIG)!r} is not valid JSON ({exc}).") from exc
+
+
+def top_names(folder: str | Path) -> list[str]:
+    """The names of the tensors a top folder writes over its base."""
+    return list(_record(Path(folder))["tensors"])
 
 
 def top_base(folder: str | Path, base: str | Path | None = None) -> Path:
