@@ -125,6 +125,21 @@ def set_up(
     return {"gradient-store": store, "retrain": retrain}
 
 
+def caches_by(src: Path, work: Path, names: tuple[str, ...] = ("rt", "pool")) -> dict[str, str]:
+    """The set-up's trunk caches built again by the code in ``src`` (a version whose cache key
+    differs); {the set-up's cache path: this version's}."""
+    into = work / f"caches-{abs(hash(str(src)))}"
+    into.mkdir(exist_ok=True)
+    swap = {}
+    for name in names:
+        out = into / f"{name}.safetensors"
+        dataset = ["--dataset", str(work / "data" / f"{name}.parquet")]
+        cli(src, ["trunk-cache", "--base", str(work / "base"), *dataset]
+            + ["--spec", json.dumps(CACHE), "--out", str(out)])  # fmt: skip
+        swap[str(work / "data" / f"{name}.safetensors")] = str(out)
+    return swap
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="c211137", help="the commit to compare against")

@@ -5,10 +5,11 @@ against an earlier commit, side by side on the same inputs.
 
 Set-up (this checkout, once): SmolLM2-135M untied, BBC News as the default task (1,000 / 200 /
 400), the default's Wikipedia pool (every passage, so the pool's cache has its real size), top:1
-trunk caches of both (bf16, 64 tokens, cut on the right), a top:1 expert, the pool's
-pseudolabels and a selection of K = 300. Each step then runs in its own process under cProfile
-(phases from the cumulative time of named functions, found in either version) and ``--runs``
-times plainly for the wall time (median).
+trunk caches of both (bf16, 64 tokens, cut on the right; the earlier commit builds its own, as
+the cache key may differ between versions), a top:1 expert, the pool's pseudolabels and a
+selection of K = 300. Each step then runs in its own process under cProfile (phases from the
+cumulative time of named functions, found in either version) and ``--runs`` times plainly for
+the wall time (median).
 
     python benchmarks/bench_step_phases.py [--before HEAD] [--runs 3]
 """
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench_model_layer import ROOT, cli, cpu_name, set_up
+from bench_model_layer import ROOT, caches_by, cli, cpu_name, set_up
 
 DATASETS = {
     "rt": {"source": "bbc_news", "val_fraction": 0.2, "test_fraction": 0.2},
@@ -100,8 +101,13 @@ def main() -> None:
             retrain = steps["retrain"]
             retrain[retrain.index("--retrain") + 1] = json.dumps(RETRAIN)
             versions = {f"before ({options.before})": before / "src", "after": ROOT / "src"}
+            # each version reads caches it built: the key's trunk fingerprint may differ
+            swap = caches_by(before / "src", work)
+            per_version = {label: {} for label in versions}
+            per_version[f"before ({options.before})"] = swap
             for step, args in steps.items():
                 for label, src in versions.items():
+                    args = [per_version[label].get(a, a) for a in args]
                     out = work / f"{step}-{label[:5]}"
                     wall = cli(src, [*args, str(out) + ".profiled"], work / "profile")
                     split = phases(work / "profile", wall)
