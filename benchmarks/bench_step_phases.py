@@ -84,13 +84,26 @@ def phases(profile: Path, wall: float) -> dict[str, float]:
     return out
 
 
+def measure(steps: dict, versions: dict, swaps: dict, work: Path, runs: int) -> list:
+    """Each step under each version: phases of one profiled run, median wall of ``runs``."""
+    rows = []
+    for step, args in steps.items():
+        for label, src in versions.items():
+            own = [swaps[label].get(a, a) for a in args]
+            out = work / f"{step}-{label[:5]}"
+            wall = cli(src, [*own, str(out) + ".profiled"], work / "profile")
+            split = phases(work / "profile", wall)
+            times = [cli(src, [*own, f"{out}.{i}"]) for i in range(runs)]
+            rows.append((step, label, split, statistics.median(times)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="HEAD", help="the commit to compare against")
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     print(f"CPU: {cpu_name()}; torch threads 2 per step")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         before = work / "before"
@@ -100,19 +113,11 @@ def main() -> None:
             steps = set_up(work, DATASETS, TASK, k=300)
             retrain = steps["retrain"]
             retrain[retrain.index("--retrain") + 1] = json.dumps(RETRAIN)
-            versions = {f"before ({options.before})": before / "src", "after": ROOT / "src"}
+            label = f"before ({options.before})"
+            versions = {label: before / "src", "after": ROOT / "src"}
             # each version reads caches it built: the key's trunk fingerprint may differ
-            swap = caches_by(before / "src", work)
-            per_version = {label: {} for label in versions}
-            per_version[f"before ({options.before})"] = swap
-            for step, args in steps.items():
-                for label, src in versions.items():
-                    args = [per_version[label].get(a, a) for a in args]
-                    out = work / f"{step}-{label[:5]}"
-                    wall = cli(src, [*args, str(out) + ".profiled"], work / "profile")
-                    split = phases(work / "profile", wall)
-                    times = [cli(src, [*args, f"{out}.{i}"]) for i in range(options.runs)]
-                    rows.append((step, label, split, statistics.median(times)))
+            swaps = {label: caches_by(before / "src", work), "after": {}}
+            rows = measure(steps, versions, swaps, work, options.runs)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT)
     names = ["start-up", "open weights", "fingerprint", "read cache", "compute", "write"]
