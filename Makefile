@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trunk.py
 	$(BIN)/python benchmarks/bench_precondition.py
 	$(BIN)/python benchmarks/bench_model_layer.py
+	$(BIN)/python benchmarks/bench_step_phases.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html
