@@ -15,6 +15,7 @@ plainly for the wall time (median). The earlier commit runs from a ``git worktre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +142,20 @@ def caches_by(src: Path, work: Path, names: tuple[str, ...] = ("rt", "pool")) ->
     return swap
 
 
+@contextlib.contextmanager
+def before_and_after(commit: str) -> Iterator[tuple[Path, Path]]:
+    """A scratch folder, and the ``src`` of ``commit`` checked out in it (a git worktree,
+    removed afterwards)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        subprocess.run(["git", "worktree", "add", "--detach", str(work / "before"), commit],
+                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+        try:
+            yield work, work / "before" / "src"
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="c211137", help="the commit to compare against")
@@ -147,28 +163,25 @@ def main() -> None:
     parser.add_argument("--profiles", type=Path, help="keep each step's cProfile output here")
     options = parser.parse_args()
     print(f"CPU: {cpu_name()}; torch threads 2 per step")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        before = work / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), options.before],
-                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-        try:
-            steps = set_up(work)
-            versions = {f"before ({options.before})": before / "src", "after": ROOT / "src"}
-            rows = []
-            for step, args in steps.items():
-                for label, src in versions.items():
-                    out = work / f"{step}-{label[:5]}"
-                    cli(src, [*args, str(out) + ".profiled"], work / "profile")
-                    seen = counts(work / "profile")
-                    if options.profiles:
-                        options.profiles.mkdir(parents=True, exist_ok=True)
-                        kept = options.profiles / f"{step}-{label.split()[0]}.prof"
-                        kept.write_bytes((work / "profile").read_bytes())
-                    times = [cli(src, [*args, f"{out}.{i}"]) for i in range(options.runs)]
-                    rows.append((step, label, seen, statistics.median(times)))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT)
+    with before_and_after(options.before) as (work, before):
+        steps = set_up(work)
+        label = f"before ({options.before})"
+        versions = {label: before, "after": ROOT / "src"}
+        # each version reads caches it built: the key's trunk fingerprint may differ
+        swaps = {label: caches_by(before, work), "after": {}}
+        rows = []
+        for step, shared in steps.items():
+            for label, src in versions.items():
+                args = [swaps[label].get(a, a) for a in shared]
+                out = work / f"{step}-{label[:5]}"
+                cli(src, [*args, str(out) + ".profiled"], work / "profile")
+                seen = counts(work / "profile")
+                if options.profiles:
+                    options.profiles.mkdir(parents=True, exist_ok=True)
+                    kept = options.profiles / f"{step}-{label.split()[0]}.prof"
+                    kept.write_bytes((work / "profile").read_bytes())
+                times = [cli(src, [*args, f"{out}.{i}"]) for i in range(options.runs)]
+                rows.append((step, label, seen, statistics.median(times)))
     header = " | ".join(COUNTED)
     print(f"| step | version | {header} | wall s (median of {options.runs}) |")
     print("|---|---|" + "---|" * len(COUNTED) + "---|")

@@ -20,11 +20,9 @@ import argparse
 import json
 import pstats
 import statistics
-import subprocess
-import tempfile
 from pathlib import Path
 
-from bench_model_layer import ROOT, caches_by, cli, cpu_name, set_up
+from bench_model_layer import ROOT, before_and_after, caches_by, cli, cpu_name, set_up
 
 DATASETS = {
     "rt": {"source": "bbc_news", "val_fraction": 0.2, "test_fraction": 0.2},
@@ -104,22 +102,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     print(f"CPU: {cpu_name()}; torch threads 2 per step")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        before = work / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), options.before],
-                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-        try:
-            steps = set_up(work, DATASETS, TASK, k=300)
-            retrain = steps["retrain"]
-            retrain[retrain.index("--retrain") + 1] = json.dumps(RETRAIN)
-            label = f"before ({options.before})"
-            versions = {label: before / "src", "after": ROOT / "src"}
-            # each version reads caches it built: the key's trunk fingerprint may differ
-            swaps = {label: caches_by(before / "src", work), "after": {}}
-            rows = measure(steps, versions, swaps, work, options.runs)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT)
+    with before_and_after(options.before) as (work, before):
+        steps = set_up(work, DATASETS, TASK, k=300)
+        retrain = steps["retrain"]
+        retrain[retrain.index("--retrain") + 1] = json.dumps(RETRAIN)
+        label = f"before ({options.before})"
+        versions = {label: before, "after": ROOT / "src"}
+        # each version reads caches it built: the key's trunk fingerprint may differ
+        swaps = {label: caches_by(before, work), "after": {}}
+        rows = measure(steps, versions, swaps, work, options.runs)
     names = ["start-up", "open weights", "fingerprint", "read cache", "compute", "write"]
     print(f"| step | version | {' | '.join(names)} (s, one profiled run) | wall s (median of "
           f"{options.runs}) |")  # fmt: skip
