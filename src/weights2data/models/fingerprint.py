@@ -49,6 +49,8 @@ def stored_fingerprints(path: str | Path) -> dict | None:
         record = json.loads((folder / RECORD).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or "weights" not in record:
+        return None
     return record if record.get("files") == _stats(folder) else None
 
 
