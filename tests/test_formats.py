@@ -1,6 +1,7 @@
 """How texts become inputs: label letters are single tokens and always survive truncation."""
 
 import pytest
+import torch
 
 from weights2data.errors import UserError
 from weights2data.formats import (
@@ -63,3 +64,28 @@ def test_bad_options_are_named(tiny_tokenizer):
         encode_classification(tiny_tokenizer, ["x"], max_length=8, truncate="middle")
     with pytest.raises(UserError, match="max_length"):
         encode_classification(tiny_tokenizer, ["x"], max_length=1)
+
+
+def test_tokenized_once_batches_as_encoding_each_batch_does(tiny_tokenizer):
+    """A finetune tokenizes its splits once and pads each batch from the rows: every batch must
+    be the one the per-batch encoding (one ``encode`` per text, as before) would give."""
+    from weights2data.formats import Encoding
+
+    texts = ["the cat sat", "", "on the mat " * 30, "a dog", "the"]
+    for encoding in (
+        Encoding("classification", 8, "left"),
+        Encoding("classification", 8, "right"),
+        Encoding("sft", 6),
+    ):
+        tokens = encoding.tokenize(tiny_tokenizer, texts)
+        for sel in ([0, 1, 2, 3, 4], [3, 0], [2]):
+            got = tokens.batch(sel)
+            want = encoding.encode(tiny_tokenizer, [texts[i] for i in sel])
+            assert vars(got).keys() == vars(want).keys()
+            for name, value in vars(want).items():
+                assert torch.equal(getattr(got, name), value), (encoding, sel, name)
+        ids = [tiny_tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        if encoding.classification and encoding.truncate == "right":
+            bos, eos = tiny_tokenizer.bos_token_id, tiny_tokenizer.eos_token_id
+            start = [bos if bos is not None else eos]
+            assert tokens.rows == [(row[:7] or start) for row in ids]

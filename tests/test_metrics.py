@@ -177,6 +177,31 @@ def test_embed_rejects_bad_input():
         embed_texts(["ok"], max_length=4096)
 
 
+def test_a_pool_embedded_from_its_dataset_copies_known_rows_and_embeds_the_rest(tmp_path):
+    """A seed's pool looks its texts up in the pool dataset's embeddings; a text the dataset
+    lacks is embedded; embeddings of another version of the table are refused."""
+    import pandas as pd
+
+    from weights2data.evaluation import embed_to_file
+
+    dataset = tmp_path / "dataset.parquet"
+    pd.DataFrame({"text": SENTENCES[:2] + ["a third text of the dataset"]}).to_parquet(dataset)
+    known = tmp_path / "dataset.npy"
+    embed_to_file(dataset, known)
+    pool = tmp_path / "pool.parquet"
+    texts = [SENTENCES[1], "a text only the pool has", SENTENCES[0], SENTENCES[1]]
+    pd.DataFrame({"text": texts}).to_parquet(pool)
+    got = embed_to_file(pool, tmp_path / "pool.npy", known=((dataset, known),))
+    table = np.load(known)
+    assert np.array_equal(got[[0, 2, 3]], table[[1, 0, 1]])  # copied, byte for byte
+    np.testing.assert_allclose(got[1], embed_texts([texts[1]])[0], atol=1e-5)
+    assert np.array_equal(np.load(tmp_path / "pool.npy"), got)
+    np.save(known, table[:2])
+    with pytest.raises(UserError, match="different versions"):
+        embed_to_file(pool, tmp_path / "again.npy", known=((dataset, known),))
+    assert not (tmp_path / "again.npy").exists()
+
+
 # --------------------------------------------------------------------------- recovery
 
 

@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "threads", None):
             import torch
 
+            from .device import keep_freed_memory
+
             torch.set_num_threads(max(1, args.threads))
+            keep_freed_memory()
         summary = step.function()(args)
         if summary:
             print(summary)

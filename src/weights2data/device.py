@@ -9,8 +9,10 @@ cross-entropy in float32; the closed-form gradient upcasts the hidden states).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
+import sys
 from typing import Any
 
 import torch
@@ -61,3 +63,29 @@ def to_device(batch: Any, device: torch.device) -> Any:
         if isinstance(getattr(batch, f.name), torch.Tensor)
     }
     return dataclasses.replace(batch, **moved)
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = (1 << 31) - 1
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed buffers of up to 2 GiB for reuse instead of unmapping them.
+
+    By default glibc maps every allocation above 32 MB afresh and unmaps it when freed, so a
+    step that builds a 64 MB tensor per batch (the full-vocabulary residuals of a store) pays the
+    kernel's page faults on every batch: 45 of the 101 s of the SFT store of the default were
+    system time (benchmarks/bench_allocator.py). Results are the same bytes either way. A no-op
+    (False) off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(
+            libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
+            and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
+        )
+    except (OSError, AttributeError):  # musl or another libc: nothing to tune
+        return False

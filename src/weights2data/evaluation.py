@@ -76,19 +76,49 @@ def retrain(
     return result
 
 
-def embed_to_file(texts_path: Path, out: Path, *, dataset: dict | None = None) -> np.ndarray:
-    """Sentence embeddings of a text table (pool subset or true training set), saved as .npy."""
+def embed_to_file(
+    texts_path: Path,
+    out: Path,
+    *,
+    dataset: dict | None = None,
+    known: tuple[tuple[Path, Path], ...] = (),
+) -> np.ndarray:
+    """Sentence embeddings of a text table (pool subset or true training set), saved as .npy.
+
+    ``known``: (text table, its embeddings) pairs, e.g. the whole pool dataset embedded once; a
+    text found there is copied from it, and only the others are embedded (a seed's pool is a
+    draw from its dataset, so each seed's pool costs a lookup instead of a pass of the encoder).
+    """
     if dataset is not None:
         texts = true_training_texts(
             texts_path, dataset["task"], dataset["seed"], dataset["split_seed"]
         )
     else:
         texts = read_table(texts_path, "pool", ("text",))["text"].tolist()
-    emb = embed_texts(texts)
+    emb = _embed_with(texts, known) if known else embed_texts(texts)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, emb)
     return emb
+
+
+def _embed_with(texts: list[str], known: tuple[tuple[Path, Path], ...]) -> np.ndarray:
+    """``texts`` embedded, rows found in ``known`` copied (``embed_to_file``)."""
+    found: dict[str, np.ndarray] = {}
+    for table, vectors in known:
+        known_texts = read_table(table, "text table", ("text",))["text"].tolist()
+        emb = read_array(vectors, "embeddings")
+        if len(emb) != len(known_texts):
+            raise UserError(
+                f"embeddings {vectors} have {len(emb)} rows but {table} has "
+                f"{len(known_texts)} texts; they are of different versions: remake the embeddings."
+            )
+        for text, vector in zip(known_texts, emb, strict=True):
+            found.setdefault(text, vector)
+    missing = list(dict.fromkeys(t for t in texts if t not in found))
+    if missing:
+        found.update(zip(missing, embed_texts(missing), strict=True))
+    return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)

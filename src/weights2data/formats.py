@@ -88,13 +88,20 @@ def _fallback_start(tokenizer) -> int:
     return int(tok)
 
 
-def encode_classification(
-    tokenizer, texts: list[str], max_length: int, truncate: str = "left"
-) -> ClassificationBatch:
-    """Encode texts so that the label token (appended later) always survives truncation.
+def _token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Every text's token ids in one batched call: the fast tokenizers' Rust loop, far cheaper
+    than one ``encode`` per text."""
+    if not texts:
+        return []
+    return list(tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
+def classification_rows(tokenizer, texts: list[str], max_length: int, truncate: str = "left"):
+    """Each text's ids as a classification input: at most ``max_length - 1`` tokens, so that the
+    label token (appended later) always survives truncation.
 
     ``truncate='left'`` keeps the end of the text (the authors' code); ``'right'`` keeps the
-    beginning (a headline). Either way the text keeps at most ``max_length - 1`` tokens.
+    beginning (a headline).
     """
     if truncate not in ("left", "right"):
         raise UserError(f"truncate must be 'left' or 'right', got {truncate!r}.")
@@ -102,27 +109,38 @@ def encode_classification(
         raise UserError("max_length must be at least 2 (one text token plus the label).")
     keep = max_length - 1
     rows = []
-    for text in texts:
-        ids = tokenizer.encode(text, add_special_tokens=False)
+    for ids in _token_ids(tokenizer, texts):
         ids = ids[-keep:] if truncate == "left" else ids[:keep]
         rows.append(ids or [_fallback_start(tokenizer)])
-    input_ids, mask = _pad(rows, pad_token_id(tokenizer))
-    label_pos = mask.sum(dim=1) - 1
-    return ClassificationBatch(input_ids, mask, label_pos)
+    return rows
 
 
-def encode_lm(tokenizer, texts: list[str], max_length: int) -> LMBatch:
-    """Encode texts for next-token loss: a start token, then up to ``max_length - 1`` text tokens.
-
-    The start token lets every text token be scored, so perplexity is over all tokens.
+def lm_rows(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Each text's ids for next-token loss: a start token, then up to ``max_length - 1`` text
+    tokens. The start token lets every text token be scored, so perplexity is over all tokens.
     """
     if max_length < 2:
         raise UserError("max_length must be at least 2.")
     start = _fallback_start(tokenizer)
-    keep = max_length - 1
-    rows = [[start] + tokenizer.encode(t, add_special_tokens=False)[:keep] for t in texts]
-    input_ids, mask = _pad(rows, pad_token_id(tokenizer))
-    return LMBatch(input_ids, mask)
+    return [[start] + ids[: max_length - 1] for ids in _token_ids(tokenizer, texts)]
+
+
+def classification_batch(rows: list[list[int]], pad_id: int) -> ClassificationBatch:
+    input_ids, mask = _pad(rows, pad_id)
+    return ClassificationBatch(input_ids, mask, mask.sum(dim=1) - 1)
+
+
+def encode_classification(
+    tokenizer, texts: list[str], max_length: int, truncate: str = "left"
+) -> ClassificationBatch:
+    """The classification batch of ``texts`` (``classification_rows``, right-padded)."""
+    rows = classification_rows(tokenizer, texts, max_length, truncate)
+    return classification_batch(rows, pad_token_id(tokenizer))
+
+
+def encode_lm(tokenizer, texts: list[str], max_length: int) -> LMBatch:
+    """The next-token batch of ``texts`` (``lm_rows``, right-padded)."""
+    return LMBatch(*_pad(lm_rows(tokenizer, texts, max_length), pad_token_id(tokenizer)))
 
 
 def lm_targets(batch: LMBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,9 +172,37 @@ class Encoding:
 
     def encode(self, tokenizer, texts) -> ClassificationBatch | LMBatch:
         """The batch of ``texts``: label position for classification, next-token for sft."""
+        return self.tokenize(tokenizer, texts).batch()
+
+    def tokenize(self, tokenizer, texts) -> Tokenized:
+        """``texts`` tokenized once, for a loop that batches them many times (epochs)."""
+        texts = list(texts)
         if self.classification:
-            return encode_classification(tokenizer, list(texts), self.max_length, self.truncate)
-        return encode_lm(tokenizer, list(texts), self.max_length)
+            rows = classification_rows(tokenizer, texts, self.max_length, self.truncate)
+        else:
+            rows = lm_rows(tokenizer, texts, self.max_length)
+        return Tokenized(rows, self.classification, pad_token_id(tokenizer))
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Texts as token ids, truncated as their encoding says; ``batch`` pads any subset. A
+    training run tokenizes its splits once instead of once per epoch (a BBC News article
+    costs ~1.5 ms to tokenize, its 64-token batch row microseconds)."""
+
+    rows: list[list[int]]
+    classification: bool
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, sel=None) -> ClassificationBatch | LMBatch:
+        """The right-padded batch of rows ``sel`` (None: all)."""
+        rows = self.rows if sel is None else [self.rows[i] for i in sel]
+        if self.classification:
+            return classification_batch(rows, self.pad_id)
+        return LMBatch(*_pad(rows, self.pad_id))
 
 
 def batches(n: int, size: int, order: np.ndarray | None = None) -> Iterator[np.ndarray]:

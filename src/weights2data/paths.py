@@ -24,6 +24,7 @@ TEMPLATES = {
     "replacement": f"data/ablations/replacement/{RUN}.json",
     "retrain_optimizer": f"data/ablations/optimizer/{{optimizer}}/retrain/{RUN}.json",
     "pool_embeddings": "data/embeddings/pools/{pool}/{seed}.npy",
+    "dataset_embeddings": "data/embeddings/datasets/{dataset}.npy",
     "truth_embeddings": "data/embeddings/truth/{task}/{seed}.npy",
     "regime": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
     "regime_sum": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",

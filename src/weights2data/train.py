@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .formats import batches
+from .formats import Tokenized, batches
 from .losses import TaskLoss, make_loss
 from .models.lm import LM, ModelLike, as_lm
 from .models.regime import Trainable, parse_trainable, prepare
@@ -65,22 +65,25 @@ def task_loss(tokenizer, cfg: TrainConfig) -> TaskLoss:
 
 
 @torch.no_grad()
-def evaluate(model: ModelLike, tokenizer, texts: list[str], labels, cfg: TrainConfig) -> dict:
+def evaluate(
+    model: ModelLike, tokenizer, texts: list[str] | Tokenized, labels, cfg: TrainConfig
+) -> dict:
     """Mean loss, accuracy and balanced accuracy (classification), or loss and perplexity over
     all tokens (SFT). Balanced accuracy (mean recall over the classes present) is reported
-    because an imbalanced test split rewards predicting its big classes."""
+    because an imbalanced test split rewards predicting its big classes. ``texts`` may come
+    tokenized already (``Encoding.tokenize``), as a finetune's validation split does."""
     lm = as_lm(model) if not isinstance(model, LM) else model
     was_training = lm.module.training
     lm.module.eval()
     loss = task_loss(tokenizer, cfg)
+    if not isinstance(texts, Tokenized):
+        texts = loss.encoding.tokenize(tokenizer, texts)
     if cfg.task_type == "classification":
-        result = _evaluate_classes(lm, loss, (texts, labels), tokenizer, cfg.eval_batch_size)
+        result = _evaluate_classes(lm, loss, (texts, labels), cfg.eval_batch_size)
     else:
         total, count = 0.0, 0
         for sel in batches(len(texts), cfg.eval_batch_size):
-            loss_sum, n_tok = loss.batch_loss(
-                lm, loss.encode(tokenizer, [texts[i] for i in sel]), None, "sum"
-            )
+            loss_sum, n_tok = loss.batch_loss(lm, texts.batch(sel), None, "sum")
             total += float(loss_sum)
             count += int(n_tok)
         mean = total / max(count, 1)
@@ -89,12 +92,12 @@ def evaluate(model: ModelLike, tokenizer, texts: list[str], labels, cfg: TrainCo
     return result
 
 
-def _evaluate_classes(lm: LM, loss: TaskLoss, data, tokenizer, batch_size: int) -> dict:
+def _evaluate_classes(lm: LM, loss: TaskLoss, data, batch_size: int) -> dict:
     texts, labels = data
     y_all = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: may be read-only
     total, correct, preds = 0.0, 0, []
     for sel in batches(len(texts), batch_size):
-        batch = loss.encode(tokenizer, [texts[i] for i in sel])
+        batch = texts.batch(sel)
         y = y_all[sel]
         summed, pred = loss.batch_loss(lm, batch, y, "sum")
         total += float(summed)
@@ -154,7 +157,10 @@ def finetune(
     trainable = prepare(lm.module, cfg.trainable, rows)
     lm.head_rows = trainable.head_rows
     frozen = parse_trainable(cfg.trainable).freezes
-    run = _Run(lm, tokenizer, loss, trainable, make_optimizer(trainable.parameters, cfg, frozen))
+    run = _Run(lm, loss, trainable, make_optimizer(trainable.parameters, cfg, frozen))
+    # tokenized once: every epoch and validation pass only pads its batches
+    train = (loss.encoding.tokenize(tokenizer, train[0]), train[1])
+    val = (loss.encoding.tokenize(tokenizer, val[0]), val[1])
     best, best_state, stale, history = None, None, 0, []
     bar = tqdm(
         total=cfg.epochs * math.ceil(len(train[0]) / cfg.batch_size),
@@ -200,7 +206,6 @@ class _Run:
     """What every step of one finetune shares."""
 
     lm: LM
-    tokenizer: object
     loss: TaskLoss
     trainable: object
     opt: torch.optim.Optimizer
@@ -212,7 +217,7 @@ class _Run:
         self.trainable.train_mode()  # again after each evaluation, which ends in train()
         total = 0.0
         for sel in batches(len(texts), batch_size, order):
-            batch = self.loss.encode(self.tokenizer, [texts[i] for i in sel])
+            batch = texts.batch(sel)
             loss = self.loss.batch_loss(self.lm, batch, None if y_all is None else y_all[sel])
             loss = loss[0] if isinstance(loss, tuple) else loss
             self.opt.zero_grad(set_to_none=True)

@@ -31,9 +31,31 @@ rule retrain:
         "--out {output} > {log} 2>&1"
 
 
+rule embed_dataset:
+    input:
+        lambda w: dataset_path(w.dataset),
+    output:
+        PATHS["dataset_embeddings"],
+    log:
+        "logs/embed_dataset/{dataset}.log",
+    benchmark:
+        "data/benchmarks/embed_dataset/{dataset}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    params:
+        code=code_of("embed"),
+    shell:
+        "weights2data embed --texts {input} --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule embed_pool:
     input:
-        PATHS["pool"],
+        pool=PATHS["pool"],
+        datasets=lambda w: [dataset_path(d) for d in pool_datasets(w.pool)],
+        known=lambda w: [
+            path_of("dataset_embeddings", dataset=d) for d in pool_datasets(w.pool)
+        ],
     output:
         PATHS["pool_embeddings"],
     log:
@@ -45,8 +67,14 @@ rule embed_pool:
     threads: config["threads"]
     params:
         code=code_of("embed"),
+        known=lambda w, input: (
+            f"--known-texts {' '.join(input.datasets)} --known {' '.join(input.known)}"
+            if input.known
+            else ""
+        ),
     shell:
-        "weights2data embed --texts {input} --threads {threads} --out {output} > {log} 2>&1"
+        "weights2data embed --texts {input.pool} {params.known} --threads {threads} "
+        "--out {output} > {log} 2>&1"
 
 
 rule embed_truth:

@@ -20,7 +20,7 @@ import torch
 from ..errors import UserError
 from ..losses import TaskLoss
 from ..models.arch import output_matrix
-from ..models.lm import ModelLike, as_lm
+from ..models.lm import LM, ModelLike, as_lm
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
 from .closed_form import Batch, forward_positions, gradient_projector, head_delta, visit_head
 from .layers import LayerChoice, adapted_hint, layer_delta, layer_shape, resolve_layers
@@ -143,7 +143,7 @@ def visit_layers(
 ) -> None:
     """Hand every chosen layer's outer-product factors of one batch to ``visit`` (part index,
     U, H, example, n): the head's residual chunks first, then each body layer once."""
-    lm = as_lm(lm)
+    lm = _opened(lm)
     rows = batch.loss.rows(lm)
     with _Capture(lm.module, space.choice.modules) as capture, torch.enable_grad():
         inputs = forward_positions(lm, tokenizer, batch)
@@ -178,10 +178,16 @@ def visit_layers(
             visit(first + i, delta, x, example, n)
 
 
+def _opened(lm: ModelLike) -> LM:
+    """An ``LM`` as given (a pass over many batches puts it in eval mode once: ``eval`` walks
+    every submodule, milliseconds per batch), anything else opened by ``as_lm``."""
+    return lm if isinstance(lm, LM) else as_lm(lm)
+
+
 def visit_batch(lm: ModelLike, tokenizer, batch: Batch, space: GradientSpace, visit: Visit) -> None:
     """One batch's factors of every part: the closed form alone (no autograd) for a head-only
     space, otherwise one forward and one backward pass (``visit_layers``)."""
-    lm = as_lm(lm)
+    lm = _opened(lm)
     if space.choice.head_only:
         rows = batch.loss.rows(lm)
         with torch.no_grad():

@@ -179,6 +179,7 @@ def _rank1_scales(
     n_batches = math.ceil(len(job.span) / job.batch_size)
     bar = tqdm(total=checkpoints * n_batches, disable=not progress, desc="RMS statistics")
     for _, model in _gradient_models(base_m, final_m, gradient_model, checkpoints):
+        model.eval()
         for batch in _batches(job):
             visit_batch(model, job.tokenizer, batch, job.space, marginals)
             marginals.count += len(batch.texts)
@@ -323,6 +324,7 @@ def _fill_checkpoint(stores: tuple, c: int, model: LM, job: _StoreJob, bar) -> N
     its rank-1 RMS sketch where the store holds that space)."""
     grads, pre = stores
     row = 0
+    model.eval()
     for batch in _batches(job):
         block, scaled = sketch_batch(model, job.tokenizer, batch, job.space, job.scales)
         stop = row + len(batch.texts)

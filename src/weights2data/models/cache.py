@@ -64,10 +64,8 @@ def _trunk_precision(device: torch.device, dtype: str):
 
 
 def _distinct_rows(tokenizer, texts: Sequence[str], encoding: Encoding) -> list[np.ndarray]:
-    seen: dict[bytes, None] = {}
-    for sel in batches(len(texts), 256):
-        batch = encoding.encode(tokenizer, [texts[i] for i in sel])
-        seen.update(dict.fromkeys(token_keys(batch.input_ids, batch.attention_mask)))
+    rows = encoding.tokenize(tokenizer, texts).rows
+    seen = dict.fromkeys(np.asarray(row, dtype=np.int64).tobytes() for row in rows)
     return [np.frombuffer(k, dtype=np.int64).copy() for k in seen]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from ..specs import FinetuneSpec, RetrainSpec, TaskSpec
 from .args import arg, model_ref, threads, trunk_caches
 
@@ -45,6 +46,8 @@ def retrain(args: RetrainArgs) -> str:
 @dataclass(frozen=True, kw_only=True)
 class EmbedArgs:
     texts: Path | None = arg(None, help="parquet with a text column")
+    known_texts: tuple[Path, ...] = arg((), help="text tables already embedded (with --known)")
+    known: tuple[Path, ...] = arg((), help="their embeddings (.npy), in the same order")
     dataset: Path | None = arg(None, help="task dataset (with --task/--seed)")
     task: TaskSpec | None = arg(None)
     seed: int = arg(0)
@@ -57,8 +60,14 @@ def embed(args: EmbedArgs) -> str:
     """Sentence embeddings of a pool (``--texts``) or of a task's true training set."""
     from ..evaluation import embed_to_file
 
+    if len(args.known) != len(args.known_texts):
+        raise UserError(
+            f"--known names {len(args.known)} embedding files for {len(args.known_texts)} "
+            "--known-texts tables; give one per table."
+        )
     if args.texts:
-        emb = embed_to_file(args.texts, args.out)
+        known = tuple(zip(args.known_texts, args.known, strict=True))
+        emb = embed_to_file(args.texts, args.out, known=known)
     else:
         spec = {"task": args.task, "seed": args.seed, "split_seed": args.split_seed}
         emb = embed_to_file(args.dataset, args.out, dataset=spec)
