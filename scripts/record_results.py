@@ -45,6 +45,28 @@ def _clear_run(target: Path, source: Path) -> None:
             shutil.rmtree(path)
 
 
+# the lscpu fields that say how fast this CPU runs the default (AMX and AVX-512 bf16 above all)
+LSCPU_FIELDS = ("Architecture", "Vendor ID", "Model name", "CPU family", "Model", "CPU(s)")
+LSCPU_FLAGS = ("amx", "avx512", "avx2", "fma")
+
+
+def _lscpu() -> str:
+    """``lscpu``'s lines that identify the CPU, and its vector flags, as a fenced block."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "- lscpu: not available on this machine\n"
+    lines = []
+    for line in out.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in LSCPU_FIELDS:
+            lines.append(f"{name.strip()}: {value.strip()}")
+        elif name.strip() == "Flags":
+            flags = [f for f in value.split() if f.startswith(LSCPU_FLAGS)]
+            lines.append(f"Flags (vector units): {' '.join(flags)}")
+    return "\n`lscpu` of the machine that ran it:\n\n```\n" + "\n".join(lines) + "\n```\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the project folder the run happened in")
@@ -72,6 +94,7 @@ def main() -> int:
         f"- CPU: {cpu_model()}, {os.cpu_count()} cores\n"
         f"- wall time: {args.wall}\n"
         "- per-rule job times: runtime.md\n"
+        + _lscpu()
     )
     subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_tables.py")], check=True)
     print(f"results/ now holds the run of {commit[:10]} ({args.wall})")

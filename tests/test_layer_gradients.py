@@ -236,3 +236,43 @@ def test_sketched_body_store_follows_the_exact_cosines(tmp_path):
         t = space_target(base, final, s, lm_loss)
         cos.append(g @ t / (np.linalg.norm(g, axis=1) * np.linalg.norm(t)))
     assert np.corrcoef(cos[0], cos[1])[0, 1] > 0.9
+
+
+def test_last_block_gradients_from_a_trunk_cache_run_at_the_label_and_stay_exact(tmp_path):
+    """On a top:1 trunk cache the last Llama block runs at the label position (queries, output
+    projection and MLP there only; keys and values everywhere) also while the store's hooks
+    capture its layers: each text's exact gradient of every linear layer of the block must equal
+    the one of the whole model run at every position."""
+    from weights2data.formats import Encoding
+    from weights2data.models.block_at import ROWS_ANYWHERE
+    from weights2data.models.cache import CacheSet, TrunkCache, save_cache
+    from weights2data.models.lm import LM
+    from weights2data.models.regime import parse_trainable
+
+    model = make_llama().float()  # a float32 cache runs a float32 top
+    texts, labels = make_texts(6, seed=3), LABELS
+    regime = parse_trainable("top:1")
+    out = tmp_path / "top1.safetensors"
+    specs = (regime, Encoding("classification", MAX_LEN, "left"), "float32")
+    save_cache(model, TOKENIZER, texts, specs, out)
+    cached = LM(model, regime, CacheSet([TrunkCache(out)]))
+    layers = resolve_layers(model, "blocks.-1").modules
+    space = gradient_space(
+        model, "blocks.-1", "label_masked", num_classes=CLASSES, projection="none", k=0, seed=0
+    )
+    batch = Batch(texts, labels, make_loss("label_masked", TOKENIZER, CLASSES, MAX_LEN))
+    shapes = {}
+
+    def seen(module, args, output):
+        shapes[module] = args[0].ndim
+
+    setattr(seen, ROWS_ANYWHERE, True)
+    q_proj = model.get_submodule(next(n for n in layers if n.endswith("q_proj")))
+    handle = q_proj.register_forward_hook(seen)
+    try:
+        got = sketch_layers(cached, TOKENIZER, batch, space)
+    finally:
+        handle.remove()
+    want = sketch_layers(model, TOKENIZER, batch, space)
+    assert shapes[q_proj] == 2  # one row per text: the block ran at the label position
+    assert len(layers) == 7 and rel_err(got, want) < 1e-5

@@ -20,6 +20,7 @@ import torch
 from ..errors import UserError
 from ..losses import TaskLoss
 from ..models.arch import output_matrix
+from ..models.block_at import ROWS_ANYWHERE
 from ..models.lm import LM, ModelLike, as_lm
 from ..projection import DEFAULT_PROJECTION, Projector, make_projector
 from .closed_form import Batch, forward_positions, gradient_projector, head_delta, visit_head
@@ -65,6 +66,7 @@ class _Capture:
             out.register_hook(lambda grad: self.grads.__setitem__(name, grad.detach()))
             return out
 
+        setattr(keep, ROWS_ANYWHERE, True)  # B×T×in, or B×in where a block runs at the label
         return keep
 
 
@@ -166,16 +168,32 @@ def visit_layers(
             "direction to select toward. Choose the head or layers within the trained top "
             "(blocks.-1 for top:1)."
         )
-    real = inputs.mask.bool()
-    example = torch.arange(n, device=real.device)[:, None].expand_as(real)[real]
+    rows = _LayerRows(inputs.mask.bool(), n)
     dtype = inputs.hidden.dtype
     first = 0 if space.head is None else 1
     with torch.no_grad():
         for i, (name, projector) in enumerate(zip(space.choice.modules, space.body, strict=True)):
-            x = capture.inputs[name][real].to(dtype)
+            x, example = rows.of(capture.inputs[name])
+            x = x.to(dtype)
             grad = capture.grads.get(name)
-            delta = x.new_zeros((len(x), projector.V)) if grad is None else grad[real].to(dtype)
-            visit(first + i, delta, x, example, n)
+            delta = x.new_zeros((len(x), projector.V)) if grad is None else rows.of(grad)[0]
+            visit(first + i, delta.to(dtype), x, example, n)
+
+
+@dataclass(frozen=True)
+class _LayerRows:
+    """Which text each captured row belongs to: a layer that ran on every position gives
+    B×T×· (padding dropped), one that ran at the label position alone (``block_at``) B×·."""
+
+    real: torch.Tensor  # B×T: the real tokens
+    n: int
+
+    def of(self, captured: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows × ·, the text of each row)."""
+        if captured.ndim == 2:
+            return captured, torch.arange(self.n, device=captured.device)
+        example = torch.arange(self.n, device=self.real.device)[:, None].expand_as(self.real)
+        return captured[self.real], example[self.real]
 
 
 def _opened(lm: ModelLike) -> LM:

@@ -5,7 +5,9 @@ keys and values at every position there, but its query, output projection and ML
 position: about 1/T of the block's work. ``block_at`` computes exactly that for Llama-style and
 GPT-2 blocks, or returns None where it does not apply (another architecture, dropout in
 training, layer hooks that must see every position, GPT-2's non-default attention scalings), and
-the caller runs the whole block.
+the caller runs the whole block. The Llama path calls every linear layer as a module, so a hook
+that takes whatever rows its layer runs on (``ROWS_ANYWHERE``: the per-layer gradient store's)
+sees the query, output and MLP layers at the label position only, keys and values at all.
 """
 
 from __future__ import annotations
@@ -16,9 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# a forward hook with this attribute set keeps whatever rows its layer runs on (the per-layer
+# gradient store's capture does): the Llama-style block may then run at the label position
+ROWS_ANYWHERE = "w2d_rows_anywhere"
 
-def _has_hooks(block: nn.Module) -> bool:
-    return any(m._forward_hooks or m._forward_pre_hooks for m in block.modules())
+
+def _has_hooks(block: nn.Module, rows_anywhere_ok: bool) -> bool:
+    """Hooks that must see every position (any hook, unless marked ``ROWS_ANYWHERE`` and the
+    block calls each of its linear layers as a module)."""
+    for module in block.modules():
+        hooks = [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+        if any(not (rows_anywhere_ok and getattr(h, ROWS_ANYWHERE, False)) for h in hooks):
+            return True
+    return False
 
 
 def _drops(block: nn.Module) -> bool:
@@ -74,9 +86,10 @@ def _gpt2_at(block, x, at) -> torch.Tensor:
 
 def block_at(block: nn.Module, x: torch.Tensor, at: torch.Tensor, rotary=None):
     """The block's output (B×d) at position ``at[b]`` of each text, or None to run it whole."""
-    if _has_hooks(block) or _drops(block):
+    llama = hasattr(block, "self_attn") and rotary is not None and hasattr(block, "mlp")
+    if _has_hooks(block, rows_anywhere_ok=llama) or _drops(block):
         return None
-    if hasattr(block, "self_attn") and rotary is not None and hasattr(block, "mlp"):
+    if llama:
         return _llama_at(block, x, at, rotary)
     attn = getattr(block, "attn", None)
     if attn is not None and hasattr(attn, "c_attn") and not getattr(attn, "is_cross_attention", 0):
