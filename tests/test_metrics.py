@@ -177,28 +177,31 @@ def test_embed_rejects_bad_input():
         embed_texts(["ok"], max_length=4096)
 
 
-def test_a_pool_embedded_from_its_dataset_copies_known_rows_and_embeds_the_rest(tmp_path):
-    """A seed's pool looks its texts up in the pool dataset's embeddings; a text the dataset
-    lacks is embedded; embeddings of another version of the table are refused."""
+def test_a_pool_embedded_from_the_union_copies_known_rows_and_embeds_the_rest(tmp_path):
+    """Every seed's pool is embedded once as the union of their distinct texts; a seed's pool
+    then copies its rows from there, embeds a text the union lacks, and refuses embeddings of
+    another version of the union table."""
     import pandas as pd
 
-    from weights2data.evaluation import embed_to_file
+    from weights2data.evaluation import embed_to_file, embed_union
 
-    dataset = tmp_path / "dataset.parquet"
-    pd.DataFrame({"text": SENTENCES[:2] + ["a third text of the dataset"]}).to_parquet(dataset)
-    known = tmp_path / "dataset.npy"
-    embed_to_file(dataset, known)
+    pools = [tmp_path / "0.parquet", tmp_path / "1.parquet"]
+    pd.DataFrame({"text": SENTENCES[:2]}).to_parquet(pools[0])
+    pd.DataFrame({"text": [SENTENCES[1], "a third text of the pools"]}).to_parquet(pools[1])
+    union, known = tmp_path / "union.parquet", tmp_path / "union.npy"
+    table = embed_union(tuple(pools), union, known)
+    assert pd.read_parquet(union)["text"].tolist() == SENTENCES[:2] + ["a third text of the pools"]
+    assert np.array_equal(np.load(known), table) and len(table) == 3
     pool = tmp_path / "pool.parquet"
-    texts = [SENTENCES[1], "a text only the pool has", SENTENCES[0], SENTENCES[1]]
+    texts = [SENTENCES[1], "a text only this pool has", SENTENCES[0], SENTENCES[1]]
     pd.DataFrame({"text": texts}).to_parquet(pool)
-    got = embed_to_file(pool, tmp_path / "pool.npy", known=((dataset, known),))
-    table = np.load(known)
+    got = embed_to_file(pool, tmp_path / "pool.npy", known=((union, known),))
     assert np.array_equal(got[[0, 2, 3]], table[[1, 0, 1]])  # copied, byte for byte
     np.testing.assert_allclose(got[1], embed_texts([texts[1]])[0], atol=1e-5)
     assert np.array_equal(np.load(tmp_path / "pool.npy"), got)
     np.save(known, table[:2])
     with pytest.raises(UserError, match="different versions"):
-        embed_to_file(pool, tmp_path / "again.npy", known=((dataset, known),))
+        embed_to_file(pool, tmp_path / "again.npy", known=((union, known),))
     assert not (tmp_path / "again.npy").exists()
 
 

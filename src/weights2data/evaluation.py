@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_json
+from .atomic import atomic_path, write_json, write_parquet
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
@@ -85,9 +85,9 @@ def embed_to_file(
 ) -> np.ndarray:
     """Sentence embeddings of a text table (pool subset or true training set), saved as .npy.
 
-    ``known``: (text table, its embeddings) pairs, e.g. the whole pool dataset embedded once; a
-    text found there is copied from it, and only the others are embedded (a seed's pool is a
-    draw from its dataset, so each seed's pool costs a lookup instead of a pass of the encoder).
+    ``known``: (text table, its embeddings) pairs, e.g. every seed's pool embedded at once
+    (``embed_union``); a text found there is copied from it, and only the others are embedded,
+    so each seed's pool costs a lookup instead of a pass of the encoder.
     """
     if dataset is not None:
         texts = true_training_texts(
@@ -96,6 +96,21 @@ def embed_to_file(
     else:
         texts = read_table(texts_path, "pool", ("text",))["text"].tolist()
     emb = _embed_with(texts, known) if known else embed_texts(texts)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, emb)
+    return emb
+
+
+def embed_union(tables: tuple[Path, ...], texts_out: Path, out: Path) -> np.ndarray:
+    """The distinct texts of ``tables`` (several seeds' pools, which overlap) embedded once:
+    their table to ``texts_out``, their embeddings to ``out``, row for row."""
+    texts = []
+    for table in tables:
+        texts += read_table(table, "pool", ("text",))["text"].tolist()
+    distinct = list(dict.fromkeys(texts))
+    emb = embed_texts(distinct)
+    write_parquet(texts_out, pd.DataFrame({"text": distinct}))
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, emb)

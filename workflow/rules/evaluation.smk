@@ -31,31 +31,31 @@ rule retrain:
         "--out {output} > {log} 2>&1"
 
 
-rule embed_dataset:
+rule embed_pool_union:
     input:
-        lambda w: dataset_path(w.dataset),
+        lambda w: [path_of("pool", pool=w.pool, seed=s) for s in config["seeds"]],
     output:
-        PATHS["dataset_embeddings"],
+        embeddings=PATHS["pool_union_embeddings"],
+        texts=PATHS["pool_union_texts"],
     log:
-        "logs/embed_dataset/{dataset}.log",
+        "logs/embed_pool_union/{pool}.log",
     benchmark:
-        "data/benchmarks/embed_dataset/{dataset}.tsv"
+        "data/benchmarks/embed_pool_union/{pool}.tsv"
     conda:
         ENV
     threads: config["threads"]
     params:
         code=code_of("embed"),
     shell:
-        "weights2data embed --texts {input} --threads {threads} --out {output} > {log} 2>&1"
+        "weights2data embed --pools {input} --texts-out {output.texts} --threads {threads} "
+        "--out {output.embeddings} > {log} 2>&1"
 
 
 rule embed_pool:
     input:
         pool=PATHS["pool"],
-        datasets=lambda w: [dataset_path(d) for d in pool_datasets(w.pool)],
-        known=lambda w: [
-            path_of("dataset_embeddings", dataset=d) for d in pool_datasets(w.pool)
-        ],
+        texts=PATHS["pool_union_texts"],
+        known=PATHS["pool_union_embeddings"],
     output:
         PATHS["pool_embeddings"],
     log:
@@ -67,14 +67,9 @@ rule embed_pool:
     threads: config["threads"]
     params:
         code=code_of("embed"),
-        known=lambda w, input: (
-            f"--known-texts {' '.join(input.datasets)} --known {' '.join(input.known)}"
-            if input.known
-            else ""
-        ),
     shell:
-        "weights2data embed --texts {input.pool} {params.known} --threads {threads} "
-        "--out {output} > {log} 2>&1"
+        "weights2data embed --texts {input.pool} --known-texts {input.texts} "
+        "--known {input.known} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule embed_truth:

@@ -46,6 +46,8 @@ def retrain(args: RetrainArgs) -> str:
 @dataclass(frozen=True, kw_only=True)
 class EmbedArgs:
     texts: Path | None = arg(None, help="parquet with a text column")
+    pools: tuple[Path, ...] = arg((), help="pool tables to embed the distinct texts of at once")
+    texts_out: Path | None = arg(None, help="with --pools: where their distinct texts go")
     known_texts: tuple[Path, ...] = arg((), help="text tables already embedded (with --known)")
     known: tuple[Path, ...] = arg((), help="their embeddings (.npy), in the same order")
     dataset: Path | None = arg(None, help="task dataset (with --task/--seed)")
@@ -57,15 +59,20 @@ class EmbedArgs:
 
 
 def embed(args: EmbedArgs) -> str:
-    """Sentence embeddings of a pool (``--texts``) or of a task's true training set."""
-    from ..evaluation import embed_to_file
+    """Sentence embeddings of a pool (``--texts``), of the distinct texts of several pools
+    (``--pools``, the texts written to ``--texts-out``) or of a task's true training set."""
+    from ..evaluation import embed_to_file, embed_union
 
     if len(args.known) != len(args.known_texts):
         raise UserError(
             f"--known names {len(args.known)} embedding files for {len(args.known_texts)} "
             "--known-texts tables; give one per table."
         )
-    if args.texts:
+    if args.pools:
+        if args.texts_out is None:
+            raise UserError("--pools needs --texts-out, the table their embeddings' rows are.")
+        emb = embed_union(args.pools, args.texts_out, args.out)
+    elif args.texts:
         known = tuple(zip(args.known_texts, args.known, strict=True))
         emb = embed_to_file(args.texts, args.out, known=known)
     else:
