@@ -183,11 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = step_args(step, namespace)
         if getattr(args, "threads", None):
-            import torch
+            from .device import keep_freed_memory, use_threads
 
-            from .device import keep_freed_memory
-
-            torch.set_num_threads(max(1, args.threads))
+            use_threads(args.threads)
             keep_freed_memory()
         summary = step.function()(args)
         if summary:
