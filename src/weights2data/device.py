@@ -95,7 +95,8 @@ def use_threads(threads: int) -> None:
     """A step's thread budget, for all it runs: torch's threads and, at one thread (the
     pipeline's jobs, two at a time on two cores), no thread pool of the Rust tokenizers beside
     them, whose threads would spin beside the other job (`make smoke` on the Intel Xeon: 2 min
-    42 s with the pool, 2 min 12 s without). Tokens are the same either way."""
+    42 s with the pool; 2 min 12 s with TOKENIZERS_PARALLELISM=false for the whole run, single
+    runs). Tokens are the same either way."""
     torch.set_num_threads(max(1, threads))
     if threads <= 1:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
