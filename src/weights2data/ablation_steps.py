@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_json, write_parquet
+from .atomic import write_json, write_npy, write_parquet
 from .errors import UserError
 from .readers import read_array, read_table
 
@@ -170,8 +170,7 @@ def leaked_embeddings(
         from .metrics import embed_texts
 
         out_emb[fresh] = embed_texts(pool["text"].iloc[fresh].tolist())
-    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, out_emb)
+    write_npy(out, out_emb)
     print(f"leaked-pool embeddings: {len(pool) - len(fresh)} reused, {len(fresh)} embedded")
     return out_emb
 

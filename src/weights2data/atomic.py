@@ -61,6 +61,15 @@ def write_parquet(path: str | os.PathLike, frame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+def write_npy(path: str | os.PathLike, array) -> None:
+    """Write a numpy array to .npy atomically (through an open file: ``np.save`` would append
+    ``.npy`` to the temporary name)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from .alignment import checkpoint_cosines, mean_finite
-from .atomic import atomic_path, write_json
+from .atomic import write_json, write_npy
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
@@ -297,9 +297,7 @@ def regime(inputs: RegimeInputs, out_json: Path, out_sum: Path, keys: dict) -> d
             loss,
             train=(train["text"].tolist(), train["label"].to_numpy()),
         )
-    with atomic_path(out_sum) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, sums.raw)
+    write_npy(out_sum, sums.raw)
     write_json(out_json, result)
     return result
 

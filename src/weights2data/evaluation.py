@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_json, write_parquet
+from .atomic import write_json, write_npy, write_parquet
 from .data.files import read_dataset
 from .data.splits import num_classes_of, task_splits
 from .errors import UserError
@@ -96,9 +96,7 @@ def embed_to_file(
     else:
         texts = read_table(texts_path, "pool", ("text",))["text"].tolist()
     emb = _embed_with(texts, known) if known else embed_texts(texts)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, emb)
+    write_npy(out, emb)
     return emb
 
 
@@ -111,9 +109,7 @@ def embed_union(tables: tuple[Path, ...], texts_out: Path, out: Path) -> np.ndar
     distinct = list(dict.fromkeys(texts))
     emb = embed_texts(distinct)
     write_parquet(texts_out, pd.DataFrame({"text": distinct}))
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, emb)
+    write_npy(out, emb)
     return emb
 
 
