@@ -51,20 +51,19 @@ LSCPU_FLAGS = ("amx", "avx512", "avx2", "fma")
 
 
 def _lscpu() -> str:
-    """``lscpu``'s lines that identify the CPU, and its vector flags, as a fenced block."""
+    """``lscpu``'s fields that identify the CPU, and its vector flags, on one line."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return "- lscpu: not available on this machine\n"
-    lines = []
+        return f"{cpu_model()}, {os.cpu_count()} cores (lscpu not available)"
+    fields, flags = [], []
     for line in out.splitlines():
         name, _, value = line.partition(":")
         if name.strip() in LSCPU_FIELDS:
-            lines.append(f"{name.strip()}: {value.strip()}")
+            fields.append(f"{name.strip()} {value.strip()}")
         elif name.strip() == "Flags":
             flags = [f for f in value.split() if f.startswith(LSCPU_FLAGS)]
-            lines.append(f"Flags (vector units): {' '.join(flags)}")
-    return "\n`lscpu` of the machine that ran it:\n\n```\n" + "\n".join(lines) + "\n```\n"
+    return f"{'; '.join(fields)}; vector flags: {' '.join(flags)}"
 
 
 def main() -> int:
@@ -91,10 +90,9 @@ def main() -> int:
         f"- command: `{args.command}` from a fresh clone (set-up included)\n"
         f"- commit: `{commit}`{' (with uncommitted changes)' if dirty else ''}\n"
         f"- date: {ended:%Y-%m-%d %H:%M} UTC (when Table 1 was written)\n"
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores\n"
+        f"- CPU (`lscpu`): {_lscpu()}\n"
         f"- wall time: {args.wall}\n"
         "- per-rule job times: runtime.md\n"
-        + _lscpu()
     )
     subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_tables.py")], check=True)
     print(f"results/ now holds the run of {commit[:10]} ({args.wall})")
