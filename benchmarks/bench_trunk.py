@@ -117,7 +117,8 @@ def main() -> None:
     from weights2data.data.build import build_dataset
     from weights2data.formats import Encoding
     from weights2data.models import LM, load_model, load_tokenizer
-    from weights2data.models.cache import CacheSet, TrunkCache, save_cache
+    from weights2data.device import native_bf16
+    from weights2data.models.cache import CacheSet, TrunkCache, save_cache, trunk_compute
     from weights2data.models.regime import parse_trainable
     from weights2data.pretrain import make_base
     from weights2data.train import TrainConfig
@@ -149,6 +150,11 @@ def main() -> None:
                 f"{value / floor[name]:.0%} of the floor"
             )
         print(f"    bf16 / float32: {speed['bf16 autocast'] / speed['float32']:.2f}x")
+        cpu = torch.device("cpu")
+        print(
+            f"    trunk_cache compute auto picks {trunk_compute('auto', 'bfloat16', cpu)} for a "
+            f"bfloat16 cache here (bf16 arithmetic in hardware: {native_bf16(cpu)})"
+        )
         if options.trunk_only:
             return
         texts = data[0][0] + data[1][0]

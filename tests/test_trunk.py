@@ -59,7 +59,7 @@ def test_a_bf16_cache_stays_within_its_measured_tolerance(build, tiny_tokenizer)
 
 
 def test_the_cache_refuses_another_key(tmp_path):
-    key = CacheKey("abc123", "top:1", "classification", 64, "left", "float32")
+    key = CacheKey("abc123", "top:1", "classification", 64, "left", "float32", "float32")
     tensors = {"states": torch.randn(3, 5, 4), "label_pos": torch.tensor([4, 2, 1])}
     write_cache(tmp_path / "c.safetensors", tensors, key)
     back, stored = read_cache(tmp_path / "c.safetensors", key)

@@ -258,9 +258,12 @@ def test_a_bf16_cache_is_within_its_measured_tolerance(build, tiny_tokenizer, tm
     largest entry; the bound is 1e-2."""
     model = build(tiny_tokenizer, tied=False)
     specs = (parse_trainable("top:1"), CLS, "bfloat16")
-    save_cache(model, tiny_tokenizer, TEXTS, specs, tmp_path / "bf16.safetensors")
+    save_cache(
+        model, tiny_tokenizer, TEXTS, specs, tmp_path / "bf16.safetensors", compute="bfloat16"
+    )
     cache = TrunkCache(tmp_path / "bf16.safetensors")
     assert cache.key.dtype == "bfloat16" and cache.states.dtype == torch.bfloat16
+    assert cache.key.compute == "bfloat16"
     cached = _through(model, "top:1", cache)
     batch = encode_classification(tiny_tokenizer, TEXTS, 16, "left")
     with torch.no_grad():

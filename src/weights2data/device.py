@@ -44,6 +44,15 @@ def bf16_enabled(device: torch.device) -> bool:
     return torch.cuda.is_bf16_supported()
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the hardware multiplies in bf16 itself: a bf16-capable GPU, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere torch emulates bf16 matmuls, far slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast where it is safe and on; a no-op elsewhere (so CPU runs stay exact)."""
     if bf16_enabled(device):

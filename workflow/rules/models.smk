@@ -43,10 +43,11 @@ rule trunk_cache:
         code=code_of("trunk-cache"),
         spec=lambda w: as_json(trunk_spec(w.trunk)),
         batch=config["trunk_cache"]["batch_size"],
+        compute=config["trunk_cache"]["compute"],
     shell:
         "weights2data trunk-cache --base {input.base} --dataset {input.dataset} "
-        "--spec {params.spec} --batch-size {params.batch} --threads {threads} "
-        "--out {output} > {log} 2>&1"
+        "--spec {params.spec} --batch-size {params.batch} --compute {params.compute} "
+        "--threads {threads} --out {output} > {log} 2>&1"
 
 
 rule finetune_expert:

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
+from ..device import native_bf16
 from ..errors import UserError
 from ..formats import Encoding, batches
 from ..progress import tqdm
@@ -39,6 +40,7 @@ class CacheKey:
     max_length: int
     truncate: str
     dtype: str
+    compute: str  # the trunk's arithmetic: float32, or bfloat16 (autocast)
 
     def encoding_spec(self) -> Encoding:
         return Encoding(self.encoding, self.max_length, self.truncate)
@@ -55,10 +57,32 @@ def last_only(regime: Regime, encoding: Encoding) -> bool:
     return regime.top == 0 and encoding.classification
 
 
-def _trunk_precision(device: torch.device, dtype: str):
-    """A bfloat16 cache is also computed under bf16 autocast (2.6x the float32 tokens/s of
-    SmolLM2's trunk on a 2-core Xeon with AMX, benchmarks/bench_trunk.py); float32 is exact."""
-    if dtype == "bfloat16":
+# how a cache's trunk computes: auto picks by the hardware (``trunk_compute``)
+COMPUTES = ("auto", "float32", "bfloat16")
+
+
+def trunk_compute(compute: str, dtype: str, device: torch.device) -> str:
+    """The arithmetic a cache is computed in. A float32 cache is exact (float32 throughout).
+    A bfloat16 cache under ``auto`` runs bf16 autocast only where the hardware has bf16
+    arithmetic (``device.native_bf16``), else float32 rounded to bf16 when stored. Measured
+    (benchmarks/bench_trunk.py, SmolLM2's trunk, 2 threads): bf16 autocast is 2.6x float32 on
+    an Intel Xeon with AMX and 6.3x slower than float32 on an AMD EPYC with AVX2 only."""
+    if compute not in COMPUTES:
+        raise UserError(f"trunk cache compute is one of {', '.join(COMPUTES)}, not {compute!r}.")
+    if dtype == "float32":
+        if compute == "bfloat16":
+            raise UserError(
+                "a float32 trunk cache is computed in float32; for bf16 arithmetic store the "
+                "cache as bfloat16 (trunk_cache: {dtype: bfloat16})."
+            )
+        return "float32"
+    if compute == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    return compute
+
+
+def _trunk_precision(device: torch.device, compute: str):
+    if compute == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -70,12 +94,14 @@ def _distinct_rows(tokenizer, texts: Sequence[str], encoding: Encoding) -> list[
 
 
 @torch.no_grad()
-def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: int = 32):
+def build_cache(
+    model, tokenizer, texts: Sequence[str], specs, *, batch_size: int = 32, compute: str = "auto"
+):
     """The trunk's outputs for every distinct encoded text: tensors and their key.
 
-    ``specs`` = (regime, encoding, dtype: float32, or bfloat16 computed under bf16 autocast
-    and stored so). Texts run longest first in batches of similar length, so padding costs
-    little; each distinct token sequence is run once.
+    ``specs`` = (regime, encoding, dtype: the states' storage, float32 or bfloat16);
+    ``compute``: the trunk's arithmetic (``trunk_compute``). Texts run longest first in batches
+    of similar length, so padding costs little; each distinct token sequence is run once.
     """
     regime, encoding, dtype = specs
     rows = _distinct_rows(tokenizer, texts, encoding)
@@ -83,6 +109,7 @@ def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: in
     parts: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
     last = last_only(regime, encoding)
     device = next(model.parameters()).device
+    compute = trunk_compute(compute, dtype, device)
     steps = batches(len(order), batch_size, np.asarray(order, dtype=np.int64))
     for chunk in tqdm(steps, total=-(-len(order) // batch_size), desc="trunk cache"):
         chunk = chunk.tolist()
@@ -92,7 +119,7 @@ def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: in
         for j, i in enumerate(chunk):
             ids[j, : len(rows[i])] = torch.from_numpy(rows[i])
             mask[j, : len(rows[i])] = 1
-        with _trunk_precision(device, dtype):
+        with _trunk_precision(device, compute):
             states = trunk_states(model, ids.to(device), mask.to(device), regime)
         states = states.float().cpu()
         for j, i in enumerate(chunk):
@@ -110,7 +137,13 @@ def build_cache(model, tokenizer, texts: Sequence[str], specs, *, batch_size: in
     }
     fingerprint = trunk_fingerprint(model, regime)
     key = CacheKey(
-        fingerprint, regime.name, encoding.kind, encoding.max_length, encoding.truncate, dtype
+        fingerprint,
+        regime.name,
+        encoding.kind,
+        encoding.max_length,
+        encoding.truncate,
+        dtype,
+        compute,
     )
     return tensors, key
 
@@ -157,6 +190,8 @@ class TrunkCache:
 
     def __init__(self, path: str | Path) -> None:
         tensors, stored = read_cache(path)
+        # caches written before the key named its arithmetic ran bf16 autocast for bf16 ones
+        stored.setdefault("compute", stored.get("dtype"))
         try:
             self.key = CacheKey(**stored)
         except TypeError as exc:

@@ -89,6 +89,11 @@ class TrunkCacheArgs:
         '"truncate": "left", "dtype": "float32"}'
     )
     batch_size: int = arg(32)
+    compute: str = arg(
+        "auto",
+        help="the trunk's arithmetic: auto (bf16 autocast for a bfloat16 cache where the "
+        "hardware has bf16 arithmetic, else float32), float32 or bfloat16",
+    )
     threads: int = threads()
     out: Path = arg(help="output cache file (safetensors)")
 
@@ -118,9 +123,14 @@ def trunk_cache(args: TrunkCacheArgs) -> str:
     texts = read_dataset(args.dataset)["text"].tolist()
     model, tokenizer = load_model(args.base), load_tokenizer(args.base)
     specs = (regime, encoding, dtype)
-    key = save_cache(model, tokenizer, texts, specs, args.out, batch_size=args.batch_size)
+    key = save_cache(
+        model, tokenizer, texts, specs, args.out, batch_size=args.batch_size, compute=args.compute
+    )
     size = args.out.stat().st_size / 2**20
-    return f"trunk cache {key.regime} of {len(texts)} texts: {size:.1f} MiB -> {args.out}"
+    return (
+        f"trunk cache {key.regime} of {len(texts)} texts ({key.dtype}, computed in "
+        f"{key.compute}): {size:.1f} MiB -> {args.out}"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
