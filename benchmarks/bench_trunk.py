@@ -3,7 +3,8 @@
 Prints, all measured in this one process, side by side:
   [1] the trunk's tokens/s (batch 32 × 64 tokens) in float32 and under CPU bf16 autocast, against
       the floor: the rate of its linear layers' matmuls alone, as plain matmuls of the same
-      shapes and dtype (a trunk at 100% of it would spend nothing outside them);
+      shapes and dtype (a trunk at 100% of it would spend nothing outside them), and on real
+      texts the error of each arithmetic a cache could use (bf16, int8) against float32;
   [2] the cost of caching the texts once;
   [3] an expert finetune and a retraining under trainable head and top:1, through the full model
       with the trunk frozen against the same run on the cache: medians and their ratio;
@@ -50,6 +51,46 @@ def trunk_tokens_per_second(model, regime, runs: int) -> dict[str, float]:
                 trunk_states(model, ids, mask, regime)
             times.append(time.perf_counter() - start)
         out[name] = BATCH * LENGTH / statistics.median(times[1:])
+    return out
+
+
+def arithmetic_errors(model, regime, tokenizer, texts, runs: int) -> dict[str, tuple]:
+    """(tok/s, relative error against float32) of the trunk's candidate arithmetics on real
+    texts: bf16 autocast, float32 rounded to bf16 (a bf16 cache computed in float32) and int8
+    dynamic quantisation of the linear layers (per output channel)."""
+    import copy
+    import warnings
+
+    from weights2data.formats import Encoding
+    from weights2data.models.forward import trunk_states
+
+    batch = Encoding("classification", LENGTH, "right").tokenize(tokenizer, texts[:BATCH])
+    batch = batch.batch(np.arange(min(BATCH, len(texts))))
+    ids, mask = batch.input_ids, batch.attention_mask
+
+    def run(m, context):
+        times = []
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            with torch.no_grad(), context:
+                states = trunk_states(m, ids, mask, regime).float()
+            times.append(time.perf_counter() - start)
+        return int(mask.sum()) / statistics.median(times[1:]), states[mask.bool()]
+
+    rate, exact = run(model, torch.autocast("cpu", enabled=False))
+    error = lambda got: float((got - exact).norm() / exact.norm())  # noqa: E731
+    out = {"float32 stored as bf16": (rate, error(exact.bfloat16().float()))}
+    rate, got = run(model, torch.autocast("cpu", dtype=torch.bfloat16))
+    out["bf16 autocast"] = (rate, error(got))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        int8 = quantize_dynamic(
+            copy.deepcopy(model), {torch.nn.Linear: per_channel_dynamic_qconfig}, torch.qint8
+        )
+        rate, got = run(int8, torch.autocast("cpu", enabled=False))
+    out["int8 dynamic"] = (rate, error(got))
     return out
 
 
@@ -115,9 +156,9 @@ def main() -> None:
     options = parser.parse_args()
 
     from weights2data.data.build import build_dataset
+    from weights2data.device import native_bf16
     from weights2data.formats import Encoding
     from weights2data.models import LM, load_model, load_tokenizer
-    from weights2data.device import native_bf16
     from weights2data.models.cache import CacheSet, TrunkCache, save_cache, trunk_compute
     from weights2data.models.regime import parse_trainable
     from weights2data.pretrain import make_base
@@ -141,6 +182,7 @@ def main() -> None:
         if options.sft_only:
             report_sft_step(base, options.runs)
             return
+        texts = data[0][0] + data[1][0]
         speed = trunk_tokens_per_second(base, parse_trainable("top:1"), options.runs)
         floor = matmul_floor_tokens_per_second(base, parse_trainable("top:1"), options.runs)
         print("[1] trunk below top:1, batch 32 x 64 (floor: its linear layers as bare matmuls):")
@@ -150,6 +192,10 @@ def main() -> None:
                 f"{value / floor[name]:.0%} of the floor"
             )
         print(f"    bf16 / float32: {speed['bf16 autocast'] / speed['float32']:.2f}x")
+        print("    on 32 BBC News texts: tok/s, and the states' relative error against float32:")
+        errors = arithmetic_errors(base, parse_trainable("top:1"), tokenizer, texts, options.runs)
+        for name, (rate, error) in errors.items():
+            print(f"    {name:22s} {rate:8.0f} tok/s; error {error:.1e}")
         cpu = torch.device("cpu")
         print(
             f"    trunk_cache compute auto picks {trunk_compute('auto', 'bfloat16', cpu)} for a "
@@ -157,7 +203,6 @@ def main() -> None:
         )
         if options.trunk_only:
             return
-        texts = data[0][0] + data[1][0]
         print(f"[2] cache {len(texts)} texts (float32, {LENGTH} tokens max):")
         caches = {}
         for regime in ("head", "top:1"):

@@ -205,6 +205,42 @@ def test_a_pool_embedded_from_the_union_copies_known_rows_and_embeds_the_rest(tm
     assert not (tmp_path / "again.npy").exists()
 
 
+def test_every_seeds_truth_embedded_once_and_each_seed_copies_its_rows(tmp_path):
+    """The seeds' true training sets overlap (one train split, several draws): their union is
+    embedded once, and each seed's truth embeddings are its rows of it, in its order."""
+    import pandas as pd
+
+    from weights2data.data.files import write_dataset
+    from weights2data.evaluation import embed_to_file, embed_truth_union, true_training_texts
+
+    n = 30
+    table = pd.DataFrame(
+        {
+            "text": [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(n + 8)],
+            "label": [i % 2 for i in range(n + 8)],
+            "label_name": [f"c{i % 2}" for i in range(n + 8)],
+            "split": ["train"] * n + ["val"] * 4 + ["test"] * 4,
+            "group": [str(i) for i in range(n + 8)],
+        }
+    )
+    dataset = tmp_path / "task.parquet"
+    write_dataset(table, dataset)
+    task = {"type": "classification", "train_size": 12, "val_size": 2, "test_size": 2}
+    union, known = tmp_path / "union.parquet", tmp_path / "union.npy"
+    draws = {"seeds": (0, 1), "split_seed": 0}
+    emb = embed_truth_union(dataset, task, draws, union, known)
+    truths = [true_training_texts(dataset, task, seed, 0) for seed in (0, 1)]
+    distinct = list(dict.fromkeys(truths[0] + truths[1]))
+    assert truths[0] != truths[1] and pd.read_parquet(union)["text"].tolist() == distinct
+    assert len(emb) == len(distinct) < 24
+    for seed, truth in enumerate(truths):
+        spec = {"task": task, "seed": seed, "split_seed": 0}
+        got = embed_to_file(
+            dataset, tmp_path / f"{seed}.npy", dataset=spec, known=((union, known),)
+        )
+        assert np.array_equal(got, emb[[distinct.index(t) for t in truth]])
+
+
 # --------------------------------------------------------------------------- recovery
 
 

@@ -106,6 +106,21 @@ def embed_union(tables: tuple[Path, ...], texts_out: Path, out: Path) -> np.ndar
     texts = []
     for table in tables:
         texts += read_table(table, "pool", ("text",))["text"].tolist()
+    return _embed_distinct(texts, texts_out, out)
+
+
+def embed_truth_union(
+    dataset_path: Path, task: TaskSpec | dict, draws: dict, texts_out: Path, out: Path
+) -> np.ndarray:
+    """Every seed's true training texts embedded once (``draws``: seeds, split_seed): the
+    seeds sample the same train split, so their sets overlap (as ``embed_union``'s pools do)."""
+    texts = []
+    for seed in draws["seeds"]:
+        texts += true_training_texts(dataset_path, task, seed, draws["split_seed"])
+    return _embed_distinct(texts, texts_out, out)
+
+
+def _embed_distinct(texts: list[str], texts_out: Path, out: Path) -> np.ndarray:
     distinct = list(dict.fromkeys(texts))
     emb = embed_texts(distinct)
     write_parquet(texts_out, pd.DataFrame({"text": distinct}))

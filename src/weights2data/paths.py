@@ -27,6 +27,8 @@ TEMPLATES = {
     "pool_union_embeddings": "data/embeddings/pool_union/{pool}.npy",
     "pool_union_texts": "data/embeddings/pool_union/{pool}.parquet",
     "truth_embeddings": "data/embeddings/truth/{task}/{seed}.npy",
+    "truth_union_embeddings": "data/embeddings/truth_union/{task}.npy",
+    "truth_union_texts": "data/embeddings/truth_union/{task}.parquet",
     "regime": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.json",
     "regime_sum": "data/diagnostics/regime/{base}/{task}/{grad}/{seed}.npy",
     "trunk": "data/trunk/{base}/{dataset}/{trunk}.safetensors",

@@ -72,9 +72,35 @@ rule embed_pool:
         "--known {input.known} --threads {threads} --out {output} > {log} 2>&1"
 
 
-rule embed_truth:
+rule embed_truth_union:
     input:
         task_dataset,
+    output:
+        embeddings=PATHS["truth_union_embeddings"],
+        texts=PATHS["truth_union_texts"],
+    log:
+        "logs/embed_truth_union/{task}.log",
+    benchmark:
+        "data/benchmarks/embed_truth_union/{task}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    params:
+        code=code_of("embed"),
+        task=lambda w: as_json(task_spec(w)),
+        seeds=" ".join(str(s) for s in config["seeds"]),
+        split_seed=config["split_seed"],
+    shell:
+        "weights2data embed --dataset {input} --task {params.task} --seeds {params.seeds} "
+        "--split-seed {params.split_seed} --texts-out {output.texts} --threads {threads} "
+        "--out {output.embeddings} > {log} 2>&1"
+
+
+rule embed_truth:
+    input:
+        dataset=task_dataset,
+        texts=PATHS["truth_union_texts"],
+        known=PATHS["truth_union_embeddings"],
     output:
         PATHS["truth_embeddings"],
     log:
@@ -89,8 +115,9 @@ rule embed_truth:
         task=lambda w: as_json(task_spec(w)),
         split_seed=config["split_seed"],
     shell:
-        "weights2data embed --dataset {input} --task {params.task} --seed {wildcards.seed} "
-        "--split-seed {params.split_seed} --threads {threads} --out {output} > {log} 2>&1"
+        "weights2data embed --dataset {input.dataset} --task {params.task} "
+        "--seed {wildcards.seed} --split-seed {params.split_seed} --known-texts {input.texts} "
+        "--known {input.known} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule similarity:

@@ -53,6 +53,9 @@ class EmbedArgs:
     dataset: Path | None = arg(None, help="task dataset (with --task/--seed)")
     task: TaskSpec | None = arg(None)
     seed: int = arg(0)
+    seeds: tuple[int, ...] = arg(
+        (), help="with --dataset/--task/--texts-out: every seed's training texts at once"
+    )
     split_seed: int = arg(0)
     threads: int = threads()
     out: Path = arg()
@@ -60,24 +63,28 @@ class EmbedArgs:
 
 def embed(args: EmbedArgs) -> str:
     """Sentence embeddings of a pool (``--texts``), of the distinct texts of several pools
-    (``--pools``, the texts written to ``--texts-out``) or of a task's true training set."""
-    from ..evaluation import embed_to_file, embed_union
+    (``--pools``) or of several seeds' true training sets (``--seeds``), their texts written
+    to ``--texts-out``, or of one seed's true training set."""
+    from ..evaluation import embed_to_file, embed_truth_union, embed_union
 
     if len(args.known) != len(args.known_texts):
         raise UserError(
             f"--known names {len(args.known)} embedding files for {len(args.known_texts)} "
             "--known-texts tables; give one per table."
         )
+    if (args.pools or args.seeds) and args.texts_out is None:
+        raise UserError("--pools and --seeds need --texts-out, the table of the rows embedded.")
+    known = tuple(zip(args.known_texts, args.known, strict=True))
     if args.pools:
-        if args.texts_out is None:
-            raise UserError("--pools needs --texts-out, the table their embeddings' rows are.")
         emb = embed_union(args.pools, args.texts_out, args.out)
     elif args.texts:
-        known = tuple(zip(args.known_texts, args.known, strict=True))
         emb = embed_to_file(args.texts, args.out, known=known)
+    elif args.seeds:
+        draws = {"seeds": args.seeds, "split_seed": args.split_seed}
+        emb = embed_truth_union(args.dataset, args.task, draws, args.texts_out, args.out)
     else:
         spec = {"task": args.task, "seed": args.seed, "split_seed": args.split_seed}
-        emb = embed_to_file(args.dataset, args.out, dataset=spec)
+        emb = embed_to_file(args.dataset, args.out, dataset=spec, known=known)
     return f"embeddings {emb.shape} -> {args.out}"
 
 
