@@ -66,7 +66,7 @@ def trunk_compute(compute: str, dtype: str, device: torch.device) -> str:
     A bfloat16 cache under ``auto`` runs bf16 autocast only where the hardware has bf16
     arithmetic (``device.native_bf16``), else float32 rounded to bf16 when stored. Measured
     (benchmarks/bench_trunk.py, SmolLM2's trunk, 2 threads): bf16 autocast is 2.6x float32 on
-    an Intel Xeon with AMX and 6.3x slower than float32 on an AMD EPYC with AVX2 only."""
+    an Intel Xeon with AMX and 6-7x slower than float32 on an AMD EPYC with AVX2 only."""
     if compute not in COMPUTES:
         raise UserError(f"trunk cache compute is one of {', '.join(COMPUTES)}, not {compute!r}.")
     if dtype == "float32":
