@@ -173,6 +173,9 @@ def read_cache(
     try:
         with safe_open(str(path), framework="pt") as fh:
             stored = json.loads((fh.metadata() or {}).get("key", "{}"))
+        # caches written before the key named its arithmetic ran bf16 autocast for bf16 ones
+        if "dtype" in stored:
+            stored.setdefault("compute", stored["dtype"])
         tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError) as exc:
         raise UserError(f"trunk cache {str(path)!r} is unreadable ({exc}); delete it.") from exc
@@ -190,8 +193,6 @@ class TrunkCache:
 
     def __init__(self, path: str | Path) -> None:
         tensors, stored = read_cache(path)
-        # caches written before the key named its arithmetic ran bf16 autocast for bf16 ones
-        stored.setdefault("compute", stored.get("dtype"))
         try:
             self.key = CacheKey(**stored)
         except TypeError as exc:
