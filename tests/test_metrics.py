@@ -183,7 +183,7 @@ def test_a_pool_embedded_from_the_union_copies_known_rows_and_embeds_the_rest(tm
     another version of the union table."""
     import pandas as pd
 
-    from weights2data.evaluation import embed_to_file, embed_union
+    from weights2data.comparison import embed_to_file, embed_union
 
     pools = [tmp_path / "0.parquet", tmp_path / "1.parquet"]
     pd.DataFrame({"text": SENTENCES[:2]}).to_parquet(pools[0])
@@ -210,8 +210,8 @@ def test_every_seeds_truth_embedded_once_and_each_seed_copies_its_rows(tmp_path)
     embedded once, and each seed's truth embeddings are its rows of it, in its order."""
     import pandas as pd
 
+    from weights2data.comparison import embed_to_file, embed_truth_union, true_training_texts
     from weights2data.data.files import write_dataset
-    from weights2data.evaluation import embed_to_file, embed_truth_union, true_training_texts
 
     n = 30
     table = pd.DataFrame(

@@ -109,7 +109,8 @@ def _edit(path: Path, old: str, new: str) -> None:
 @pytest.mark.slow
 def test_code_changes_rerun_exactly_the_steps_that_run_that_code(tmp_path):
     """Each rule's params carry its step's code fingerprint: a comment reruns nothing, a
-    report function only reports, a gradient-store function the stores and what follows."""
+    report function only reports, an embedding function the comparisons and not the
+    retrainings, a gradient-store function the stores and what follows."""
     project = copy_project(tmp_path / "p", smoke_config(ablations=False))
     package = project / "src" / "weights2data"
     env = {"PYTHONPATH": str(project / "src")}  # the copy's code runs and is fingerprinted
@@ -124,6 +125,12 @@ def test_code_changes_rerun_exactly_the_steps_that_run_that_code(tmp_path):
         package / "report" / "tables.py", "def table1(", "def _unused():\n    pass\n\n\ndef table1("
     )
     assert set(_planned(project, env, target)) == {"table1", "all"} - {"all"} | {"table1"}
+
+    # the comparison with the true set has its own module: an embedding change retrains nothing
+    _edit(package / "comparison.py", "dict.fromkeys(texts)", "dict.fromkeys(list(texts))")
+    planned = set(_planned(project, env, target))
+    assert {"embed_truth_union", "similarity", "table1"} <= planned, planned
+    assert not planned & {"retrain", "gradient_store", "select"}, planned
 
     _edit(package / "gradients" / "store.py", '"dtype": "float32"', '"dtype": "float" + "32"')
     planned = set(_planned(project, env, target))

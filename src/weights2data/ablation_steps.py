@@ -24,7 +24,7 @@ from .errors import UserError
 from .readers import read_array, read_table
 
 if TYPE_CHECKING:
-    from .evaluation import Comparison
+    from .comparison import Comparison
     from .specs import TaskSpec
 
 # Short tokens of gradient-spec keys in variant names ("main" is the config's own spec).

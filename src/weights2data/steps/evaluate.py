@@ -65,7 +65,7 @@ def embed(args: EmbedArgs) -> str:
     """Sentence embeddings of a pool (``--texts``), of the distinct texts of several pools
     (``--pools``) or of several seeds' true training sets (``--seeds``), their texts written
     to ``--texts-out``, or of one seed's true training set."""
-    from ..evaluation import embed_to_file, embed_truth_union, embed_union
+    from ..comparison import embed_to_file, embed_truth_union, embed_union
 
     if len(args.known) != len(args.known_texts):
         raise UserError(
@@ -103,7 +103,7 @@ class ComparisonArgs:
     max_tokens: int = arg(32)
 
     def comparison(self):
-        from ..evaluation import Comparison
+        from ..comparison import Comparison
 
         return Comparison(
             self.selection,
@@ -124,7 +124,7 @@ class SimilarityArgs(ComparisonArgs):
 
 def similarity(args: SimilarityArgs) -> str:
     """Vocab containment and OT distance of a selection to the true training set."""
-    from ..evaluation import similarity as compare
+    from ..comparison import similarity as compare
 
     result = compare(
         args.comparison(), args.out, args.keys, ot_method=args.ot, max_tokens=args.max_tokens
