@@ -18,7 +18,14 @@ def default_config():
 
 
 @pytest.mark.parametrize(
-    "profile", ["config.yaml", "config/smoke.yaml", "config/toy.yaml", "config/smollm2.yaml"]
+    "profile",
+    [
+        "config.yaml",
+        "config/smoke.yaml",
+        "config/toy.yaml",
+        "config/smollm2.yaml",
+        "config/paper_tasks.yaml",
+    ],
 )
 def test_profiles_validate(profile):
     config = load_config(ROOT / profile)

