@@ -76,6 +76,25 @@ def test_paired_rows_direction_for_lower_is_better():
     assert bool(row["better"]) and bool(row["significant"])
 
 
+def test_gap_closed_is_the_share_of_random_to_expert_over_shared_seeds():
+    acc = {"random": [0.5, 0.6, 0.7], "select_pre": [0.6, 0.6, 0.8], "expert": [0.9, 0.8, 0.9]}
+    records = pd.DataFrame(
+        [
+            {"task": "t", "strategy": s, "seed": seed, "acc": v}
+            for s, values in acc.items()
+            for seed, v in enumerate(values)
+        ]
+        + [{"task": "t", "strategy": "select", "seed": 3, "acc": 0.9}]  # no shared seed
+    )
+    rows = paired_rows(records, "task", "acc").set_index(["strategy", "reference"])
+    # (0.6667 - 0.6) / (0.8667 - 0.6): by hand
+    assert rows.loc[("select_pre", "random"), "gap_closed"] == pytest.approx(0.2 / 0.8)
+    assert math.isnan(rows.loc[("select_pre", "select"), "gap_closed"])  # not against Random
+    assert math.isnan(rows.loc[("select", "random"), "gap_closed"])  # no seed in common
+    no_expert = paired_rows(records[records.strategy != "expert"], "task", "acc")
+    assert no_expert["gap_closed"].isna().all()
+
+
 def test_balanced_accuracy_by_hand():
     labels = np.array([0, 0, 0, 1])
     assert balanced_accuracy(labels, np.zeros(4, dtype=int)) == 0.5  # plain accuracy 0.75

@@ -2,15 +2,19 @@
 
 Per seed, both strategies share the expert, the seed pool and the test split, so the fair test
 is on the per-seed difference: its mean and 95% Student-t interval (``stats.paired_difference``).
-A gap is called significant when that interval excludes zero.
+A gap is called significant when that interval excludes zero. Against Random, the share of
+the Random → Expert gap a strategy closes is the paper's headline: mean(strategy − Random) /
+mean(Expert − Random) over the seeds all three ran.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import write_text
@@ -69,10 +73,27 @@ def paired_rows(
                     "seeds": diff["seeds"],
                     "better": bool(better) if diff["seeds"] else None,
                     "significant": diff["significant"],
+                    "gap_closed": gap_closed(by_strategy, a, b),
                 }
             )
     columns = [group, "strategy", "reference", "metric", "mean_diff", "ci95", "low", "high"]
-    return pd.DataFrame(rows, columns=columns + ["seeds", "better", "significant"])
+    return pd.DataFrame(rows, columns=columns + ["seeds", "better", "significant", "gap_closed"])
+
+
+def gap_closed(by_strategy: dict[str, dict[int, float]], strategy: str, reference: str) -> float:
+    """(strategy − Random) / (Expert − Random), means over the seeds all three ran; NaN unless
+    the reference is Random and the Expert ran (or the Expert does not beat Random)."""
+    expert = by_strategy.get("expert")
+    if reference != "random" or not expert:
+        return math.nan
+    seeds = sorted(set(by_strategy[strategy]) & set(by_strategy[reference]) & set(expert))
+    if not seeds:
+        return math.nan
+    ref = np.array([by_strategy[reference][s] for s in seeds])
+    gap = float(np.mean([expert[s] for s in seeds]) - ref.mean())
+    if gap == 0:
+        return math.nan
+    return float(np.mean([by_strategy[strategy][s] for s in seeds]) - ref.mean()) / gap
 
 
 def metric_rows(records: pd.DataFrame, group: str, metric: Metric) -> pd.DataFrame:
@@ -112,8 +133,19 @@ def write_paired_table(
         interval = interval_text(row, metric.decimals)
         pair = f"{display_name(row['strategy'])} − {display_name(row['reference'])}"
         mean = format_number(row["mean_diff"], metric.decimals)
+        gap = row.get("gap_closed", math.nan)
+        gap = MISSING if gap is None or math.isnan(gap) else f"{100 * gap:.0f}%"
         body.append(
-            [str(row[group]), pair, metric.label, mean, interval, str(row["seeds"]), verdict(row)]
+            [
+                str(row[group]),
+                pair,
+                metric.label,
+                mean,
+                interval,
+                str(row["seeds"]),
+                verdict(row),
+                gap,
+            ]
         )
     level = f"{int(CI_LEVEL * 100)}%"
     header = [
@@ -124,12 +156,14 @@ def write_paired_table(
         f"{level} CI",
         "Seeds",
         "Verdict",
+        "Gap closed",
     ]
-    md = markdown_table(header, body, "lllrrrl")
+    md = markdown_table(header, body, "lllrrrlr")
     md += (
         "\nΔ = per-seed difference (strategy − reference), averaged over the seeds both ran; "
         f"the interval is the {level} Student-t interval of that mean (n − 1 degrees of "
-        "freedom). Significant = the interval excludes 0.\n"
+        "freedom). Significant = the interval excludes 0. Gap closed = (strategy − Random) / "
+        "(Expert − Random), means over the seeds all three ran.\n"
     )
     paths["md"] = suffixed(out_stem, ".md")
     write_text(paths["md"], md)

@@ -4,21 +4,33 @@
 
 
 def checkpoints_spec():
-    """Each (seed, C, strategy) retraining and the reference strategies' (x = None), with the
-    axis and metrics the report draws."""
+    """Each (task, seed, C, strategy) retraining and the reference strategies' (x = None), with
+    the axis and metrics the report draws. Several tasks: one line per task and strategy.
+    """
     section = ablation("checkpoints")
     if not section:
         return {"runs": []}
-    task, k = ablation_task(), ablation_k(section)
+    tasks, k = section["tasks"] or [ablation_task()], ablation_k(section)
+    unknown = [t for t in tasks if TASKS.get(t, {}).get("type") != "classification"]
+    if unknown:
+        raise ValueError(
+            f"ablations.checkpoints.tasks {unknown}: not classification tasks of `tasks`."
+        )
     variants = [(c, {}, grad_variant(checkpoints=c)) for c in section["counts"]]
-    runs = variant_sweep(section, task, k, variants)
+    label = len(tasks) > 1
+    runs = [
+        dict(run, task=task, label=task) if label else run
+        for task in tasks
+        for run in variant_sweep(section, task, k, variants)
+    ]
     return {
         "runs": runs,
         "x_name": "C",
         "x_label": "Interpolated checkpoints C",
         "log_x": True,
         "metrics": ["acc", "cos_truth_delta"],
-        "note": f"Task {task}, K = {k}; dashed lines need no gradients.",
+        "note": f"{'Tasks' if label else 'Task'} {', '.join(tasks)}, K = {k}; "
+        "dashed lines need no gradients.",
     }
 
 
