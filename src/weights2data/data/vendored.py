@@ -12,11 +12,15 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..errors import UserError
 from .normalise import labeled_frame
+
+if TYPE_CHECKING:
+    from .registry import DatasetInfo
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
 AG_NEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
@@ -62,14 +66,14 @@ def _csv_rows(relative: str, columns: int) -> list[list[str]]:
     return rows
 
 
-def load_ag_news(info, passage_words: int) -> pd.DataFrame:
+def load_ag_news(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
     """Text = title and description joined by a space (as the Hugging Face copy has it)."""
     rows = _csv_rows(info.path, 3)
     texts = [f"{title} {description}" for _, title, description in rows]
     return _frame(texts, [AG_NEWS_CLASSES[int(r[0]) - 1] for r in rows], "ag_news")
 
 
-def load_dbpedia(info, passage_words: int) -> pd.DataFrame:
+def load_dbpedia(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
     """Text = the article's abstract (this copy has no title); the source numbers the classes
     in its own order, which its meta.txt names."""
     names = _dbpedia_source_names()
@@ -90,7 +94,7 @@ def _dbpedia_source_names() -> dict[int, str]:
     return names
 
 
-def load_imdb(info, passage_words: int) -> pd.DataFrame:
+def load_imdb(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
     """Label = the review's folder (neg: rated 1-4, pos: 7-10); the HTML line breaks
     (``<br />``) become spaces."""
     texts, labels, groups = [], [], []
