@@ -4,8 +4,10 @@ The table has the columns ``text``, ``label`` (-1 for unlabeled corpora), ``labe
 ``split`` ("train" | "val" | "test") and ``group`` (the source document id). The submodules,
 each one layer of that job:
 
-- ``registry``: the packaged datasets (``DatasetInfo``, ``DATASETS``) and their loaders, which
-  read files shipped inside pip packages into the raw shape;
+- ``info``: ``DatasetInfo``, what a packaged dataset is;
+- ``registry``: the packaged datasets (``DATASETS``) and their loaders, which read files shipped
+  inside pip packages into the raw shape;
+- ``vendored``: the loaders of the paper's tasks, subsets committed under ``data/vendor/``;
 - ``normalise``: the raw shape to the normalised table: text cleaning, label coding, passages,
   column checks, fixed column order and dtypes (``COLUMNS``);
 - ``splits``: group-level parts and row limits, train/val/test splits, per-seed samples of a

@@ -14,30 +14,17 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .info import DatasetInfo
 from .normalise import labeled_frame, raw_frame, split_passages
 from .vendored import load_ag_news, load_dbpedia, load_imdb
 
 ROLES = ("classification", "corpus")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a packaged dataset is and where its files live (also the rows of "Table 3")."""
-
-    name: str
-    role: str  # "classification" or "corpus"
-    package: str  # pip distribution that ships the files
-    path: str  # file or folder inside the distribution
-    description: str
-    num_classes: int  # 0 for unlabeled corpora
-    source: str  # where the data originally comes from, citation-style
 
 
 DATASETS: dict[str, DatasetInfo] = {

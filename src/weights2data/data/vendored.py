@@ -12,15 +12,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..errors import UserError
+from .info import DatasetInfo
 from .normalise import labeled_frame
-
-if TYPE_CHECKING:
-    from .registry import DatasetInfo
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
 AG_NEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
