@@ -3,6 +3,14 @@
 # ablation is disabled. The rules live in ablation_<name>.smk.
 
 
+def classification_tasks(tasks, key):
+    """``tasks`` when each is a classification task of `tasks`; else an error naming ``key``."""
+    unknown = [t for t in tasks if TASKS.get(t, {}).get("type") != "classification"]
+    if unknown:
+        raise ValueError(f"{key} {unknown}: not classification tasks of `tasks`.")
+    return tasks
+
+
 def leak_pool_name(task, fraction):
     return f"leak_{task}_{fraction:g}"
 

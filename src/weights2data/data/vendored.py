@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 
@@ -37,7 +38,8 @@ DBPEDIA_CLASSES = (
     "Film",
     "WrittenWork",
 )
-IMDB_FOLDERS = {"neg": "negative", "pos": "positive"}
+# read-only: a review's folder in aclImdb/test/ to its class
+IMDB_FOLDERS = MappingProxyType({"neg": "negative", "pos": "positive"})
 
 
 def vendor_file(relative: str) -> Path:
@@ -98,6 +100,11 @@ def load_imdb(info: DatasetInfo, passage_words: int) -> pd.DataFrame:
     for line in vendor_file(info.path).read_text(encoding="utf-8").split("\n")[:-1]:
         review = json.loads(line)  # split on newlines only: reviews hold U+2028 and the like
         texts.append(" ".join(review["text"].replace("<br />", " ").split()))
-        labels.append(IMDB_FOLDERS[review["path"].split("/")[1]])
+        folder = review["path"].split("/")[1]
+        if folder not in IMDB_FOLDERS:
+            raise UserError(
+                f"{info.path}: {review['path']!r} is in neither neg/ nor pos/; restore it."
+            )
+        labels.append(IMDB_FOLDERS[folder])
         groups.append(review["path"])
     return labeled_frame(texts, labels, groups)

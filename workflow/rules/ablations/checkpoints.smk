@@ -10,12 +10,9 @@ def checkpoints_spec():
     section = ablation("checkpoints")
     if not section:
         return {"runs": []}
-    tasks, k = section["tasks"] or [ablation_task()], ablation_k(section)
-    unknown = [t for t in tasks if TASKS.get(t, {}).get("type") != "classification"]
-    if unknown:
-        raise ValueError(
-            f"ablations.checkpoints.tasks {unknown}: not classification tasks of `tasks`."
-        )
+    tasks = section["tasks"] or [ablation_task()]
+    tasks = classification_tasks(tasks, "ablations.checkpoints.tasks")
+    k = ablation_k(section)
     variants = [(c, {}, grad_variant(checkpoints=c)) for c in section["counts"]]
     label = len(tasks) > 1
     runs = [

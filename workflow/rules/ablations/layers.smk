@@ -12,12 +12,9 @@ def layers_spec():
     section = ablation("layers")
     if not section:
         return {"runs": []}
-    tasks = section["tasks"] or TABLE1_TASKS
-    unknown = [t for t in tasks if TASKS.get(t, {}).get("type") != "classification"]
-    if unknown:
-        raise ValueError(
-            f"ablations.layers.tasks {unknown}: not classification tasks of `tasks`."
-        )
+    tasks = classification_tasks(
+        section["tasks"] or TABLE1_TASKS, "ablations.layers.tasks"
+    )
     k = section["k"] or SEL["k"]
     strategy, reference = section["strategy"], section["reference"]
     one_each = dict(section, strategies=[strategy], reference=[reference])
