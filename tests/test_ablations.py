@@ -460,8 +460,8 @@ def test_leaked_pools_resolve_to_their_own_rules(tmp_path):
         "-n",
         "--directory",
         str(tmp_path),
-        "data/pools/leak_bbc_news_0.25/0.parquet",
-        "data/embeddings/pools/leak_bbc_news_0.25/0.npy",
+        "data/pools/leak_ag_news_0.25/0.parquet",
+        "data/embeddings/pools/leak_ag_news_0.25/0.npy",
     )
     assert re.search(r"^(local)?rule leak_pool:", out, flags=re.M)
     assert re.search(r"^(local)?rule leak_embeddings:", out, flags=re.M)

@@ -25,6 +25,7 @@ def default_config():
         "config/toy.yaml",
         "config/smollm2.yaml",
         "config/paper_tasks.yaml",
+        "config/standin.yaml",
     ],
 )
 def test_profiles_validate(profile):
@@ -48,7 +49,7 @@ def test_unknown_key_is_named(default_config):
 
 def test_wrong_type_is_named(default_config):
     bad = copy.deepcopy(default_config)
-    bad["tasks"]["bbc_news"]["train_size"] = "many"
+    bad["tasks"]["ag_news"]["train_size"] = "many"
     with pytest.raises(UserError, match="train_size|many"):
         validate_config(bad)
 
@@ -62,15 +63,15 @@ def test_bad_enum_is_rejected(default_config):
 
 def test_dangling_reference_is_named(default_config):
     bad = copy.deepcopy(default_config)
-    bad["tasks"]["bbc_news"]["dataset"] = "nope"
-    with pytest.raises(UserError, match="tasks.bbc_news.dataset.*nope"):
+    bad["tasks"]["ag_news"]["dataset"] = "nope"
+    with pytest.raises(UserError, match="tasks.ag_news.dataset.*nope"):
         validate_config(bad)
 
 
 def test_task_override_merges(default_config):
     cfg = copy.deepcopy(default_config)
-    cfg["tasks"]["bbc_news"]["finetune"] = {"lr": 0.5}
+    cfg["tasks"]["ag_news"]["finetune"] = {"lr": 0.5}
     config = validate_config(cfg)
-    merged = task_finetune(config, "bbc_news")
+    merged = task_finetune(config, "ag_news")
     assert merged["lr"] == 0.5
     assert merged["optimizer"] == config["finetune"]["optimizer"]

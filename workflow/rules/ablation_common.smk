@@ -71,10 +71,23 @@ def regime_of(task, grad, strategy, seed):
     return {"regime": regime_file(BASE, task, grad, seed, "json")}
 
 
-def variant_sweep(section, task, k, variants):
+def alignment_of(task, grad, strategy, k, seed):
+    """The files that give a store-reading run's cos(S_sel, S_true) and cos(S_sel, Δ)."""
+    if strategy not in NEEDS_STORE:
+        return {}
+    store = path_of("gradients", base=BASE, task=task, pool=POOL, grad=grad, seed=seed)
+    return {
+        "selection": run_path("selections", task, POOL, grad, strategy, k, seed),
+        "store": store,
+        "truth_sum": regime_file(BASE, task, grad, seed, "npy"),
+    }
+
+
+def variant_sweep(section, task, k, variants, alignment=False):
     """The runs of a sweep over gradient-store variants: per seed, each (x, labels, store
     variant) of ``variants`` and each of the section's strategies (with its regime
-    diagnostics), and the section's reference strategies at x = None."""
+    diagnostics, and with ``alignment`` its selection's cosines), and the section's reference
+    strategies at x = None."""
     runs = []
     for seed in ablation_seeds(section):
         for x, labels, grad in variants:
@@ -88,6 +101,7 @@ def variant_sweep(section, task, k, variants):
                         "seed": seed,
                         "retrain": path,
                         **regime_of(task, grad, s, seed),
+                        **(alignment_of(task, grad, s, k, seed) if alignment else {}),
                     }
                 )
         for s in section["reference"]:
@@ -97,11 +111,11 @@ def variant_sweep(section, task, k, variants):
 
 
 def sweep_inputs(spec):
-    """The files a sweep report reads: every run's retraining and regime diagnostics."""
+    """The files a sweep report reads: every run's retraining, regime diagnostics and, where
+    the sweep asks for its cosines, selection, store and S_true."""
     runs = spec["runs"]
-    return [r["retrain"] for r in runs] + sorted(
-        {r["regime"] for r in runs if "regime" in r}
-    )
+    keys = ("regime", "selection", "store", "truth_sum")
+    return [r["retrain"] for r in runs] + sorted({r[k] for r in runs for k in keys if k in r})
 
 
 def optimizer_finetune(task, name):

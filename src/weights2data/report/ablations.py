@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..ablation_steps import recovery_of
+from ..alignment import load_sum, selection_alignment
 from ..atomic import write_text
 from ..errors import UserError
+from ..gradients.store import load_gradient_store
 from ..readers import read_record, read_table
 from ..stats import CI_LEVEL, confidence_interval
 from ..strategies import DISPLAY_ORDER, display_name, sort_strategies
@@ -36,6 +38,8 @@ METRICS: dict[str, Metric] = {
         Metric("precision", "Recovery precision (%)", 1, scale=100.0),
         Metric("recall", "Recovery recall (%)", 1, scale=100.0),
         Metric("cos_truth_delta", "cos(S_true, Δ)", 3),
+        Metric("cos_sel_truth", "cos(S_sel, S_true)", 3),
+        Metric("cos_sel_delta", "cos(S_sel, Δ)", 3),
     )
 }
 CI_COLUMN = f"ci{int(CI_LEVEL * 100)}"
@@ -72,15 +76,23 @@ def _retrain_metrics(path: str) -> dict[str, float]:
     return out
 
 
+def _alignment(run: Mapping) -> dict[str, float]:
+    """cos(S_sel, S_true) and cos(S_sel, Δ) of one selection, in the space of the store it read."""
+    grads, target, _ = load_gradient_store(run["store"])
+    selection = read_table(run["selection"], "selection", ("index",))
+    return selection_alignment(grads, target, load_sum(run["truth_sum"]), selection)
+
+
 def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
     """One row per run: its coordinates plus the metrics its files hold.
 
     ``retrain`` → acc / loss / ppl; ``similarity`` → vocab, otd; ``selection`` + ``pool_file`` →
-    recovery precision and recall; ``regime`` → cos_truth_delta (the premise diagnostic).
+    recovery precision and recall; ``regime`` → cos_truth_delta (the premise diagnostic);
+    ``store`` + ``truth_sum`` + ``selection`` → cos_sel_truth, cos_sel_delta (in the run's store).
     """
     if not runs:
         raise UserError("no runs to report; the ablation's sweep lists are empty.")
-    files = ("retrain", "similarity", "selection", "pool_file", "regime")
+    files = ("retrain", "similarity", "selection", "pool_file", "regime", "store", "truth_sum")
     rows = []
     for run in runs:
         row = {k: v for k, v in run.items() if k not in files}
@@ -92,6 +104,8 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
         if run.get("regime"):
             regime = read_record(run["regime"], "regime diagnostics", ("cos_truth_delta",))
             row["cos_truth_delta"] = float(regime["cos_truth_delta"])
+        if run.get("store") and run.get("truth_sum") and run.get("selection"):
+            row.update(_alignment(run))
         if run.get("selection") and run.get("pool_file"):
             row.update(
                 recovery_of(

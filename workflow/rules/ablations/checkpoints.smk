@@ -18,14 +18,14 @@ def checkpoints_spec():
     runs = [
         dict(run, task=task, label=task) if label else run
         for task in tasks
-        for run in variant_sweep(section, task, k, variants)
+        for run in variant_sweep(section, task, k, variants, alignment=True)
     ]
     return {
         "runs": runs,
         "x_name": "C",
         "x_label": "Interpolated checkpoints C",
         "log_x": True,
-        "metrics": ["acc", "cos_truth_delta"],
+        "metrics": ["acc", "cos_truth_delta", "cos_sel_truth", "cos_sel_delta"],
         "note": f"{'Tasks' if label else 'Task'} {', '.join(tasks)}, K = {k}; "
         "dashed lines need no gradients.",
     }
