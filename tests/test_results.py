@@ -15,7 +15,7 @@ CONFIG = load_config(ROOT / "config.yaml")
 
 
 @pytest.mark.parametrize(
-    ("name", "group", "groups", "strategies", "metric"),
+    ("name", "group", "groups", "strategies", "metric", "seeds"),
     [
         (
             "table1",
@@ -23,6 +23,7 @@ CONFIG = load_config(ROOT / "config.yaml")
             CONFIG["tables"]["table1"]["tasks"],
             CONFIG["selection"]["strategies"],
             "acc",
+            CONFIG["seeds"],
         ),
         (
             "table2",
@@ -30,15 +31,16 @@ CONFIG = load_config(ROOT / "config.yaml")
             CONFIG["tables"]["table2"]["bases"],
             CONFIG["tables"]["table2"]["strategies"],
             "ppl",
+            CONFIG["tables"]["table2"].get("seeds") or CONFIG["seeds"],
         ),
     ],
 )
-def test_committed_tables_carry_every_strategy(name, group, groups, strategies, metric):
+def test_committed_tables_carry_every_strategy(name, group, groups, strategies, metric, seeds):
     table = pd.read_csv(FIGURES / f"{name}.csv")
     for g in groups:
         rows = table[(table[group] == g) & (table["metric"] == metric)]
         assert set(strategies) | {"expert"} <= set(rows["strategy"]), (name, g)
-        assert rows["mean"].notna().all() and (rows["n"] == len(CONFIG["seeds"])).all()
+        assert rows["mean"].notna().all() and (rows["n"] == len(seeds)).all()
     md = (FIGURES / f"{name}.md").read_text()
     assert md.count("\n| ") >= len(strategies) + 1  # header, and a row per strategy and expert
 

@@ -63,9 +63,10 @@ def test_the_cache_refuses_another_key(tmp_path):
     tensors = {"states": torch.randn(3, 5, 4), "label_pos": torch.tensor([4, 2, 1])}
     write_cache(tmp_path / "c.safetensors", tensors, key)
     back, stored = read_cache(tmp_path / "c.safetensors", key)
-    assert stored == key.__dict__
+    assert stored == {**key.__dict__, "also": []}  # JSON gives the pairs back as lists
     assert torch.equal(back["states"], tensors["states"])
-    for field, value in (("trunk", "ffff"), ("max_length", 32), ("encoding", "sft")):
+    changes = (("trunk", "ffff"), ("max_length", 32), ("encoding", "sft"), ("also", ((8, "left"),)))
+    for field, value in changes:
         other = CacheKey(**{**key.__dict__, field: value})
         with pytest.raises(UserError, match=f"built with {field} = .*rebuild it"):
             read_cache(tmp_path / "c.safetensors", other)

@@ -23,6 +23,7 @@ from weights2data.losses import make_loss
 from weights2data.models import LM, ModelRef, open_lm, save_model
 from weights2data.models.cache import CacheSet, TrunkCache, save_cache
 from weights2data.models.regime import parse_trainable
+from weights2data.paths import trunk_name, trunk_spec
 from weights2data.specs import FinetuneSpec, GradientSpec, TaskSpec
 from weights2data.train import TrainConfig, finetune
 
@@ -289,3 +290,43 @@ def test_layers_inside_a_cached_trunk_are_refused(tiny_tokenizer, tmp_path):
             seed=0,
         )
     assert not (tmp_path / "store").exists()
+
+
+def test_one_cache_serves_every_encoding_it_was_built_with(tiny_tokenizer, tmp_path):
+    """A pool read by tasks of two lengths and cut ends: one cache holds the rows of both (a
+    row they cut alike once), each step reads exact states from it, and a third encoding is
+    refused by name."""
+    base = _pair(tiny_tokenizer, tmp_path, "top:1")
+    both = (Encoding("classification", 6, "right"), Encoding("classification", 16, "left"))
+    shared = _cache(base, tiny_tokenizer, "top:1", tmp_path, both, name="shared")
+    rows = {
+        np.asarray(r, dtype=np.int64).tobytes()
+        for e in both
+        for r in e.tokenize(tiny_tokenizer, TEXTS).rows
+    }
+    assert len(shared.index) == len(rows) < 2 * len(TEXTS)  # the short texts' rows once
+    for encoding in both:
+        model = open_lm(_ref(tmp_path / "base", "top:1", (shared.path,), encoding=encoding))
+        batch = encode_classification(tiny_tokenizer, TEXTS, encoding.max_length, encoding.truncate)
+        with torch.no_grad():
+            got = _label_states(model, batch)
+            want = _label_states(LM(base), batch)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    third = Encoding("classification", 8, "left")
+    with pytest.raises(UserError) as error:
+        open_lm(_ref(tmp_path / "base", "top:1", (shared.path,), encoding=third))
+    message = _one_line(error)
+    assert "max_length 6 cut on the right and max_length 16 cut on the left" in message
+    assert "max_length 8 cut on the left" in message
+
+
+def test_a_shared_cache_name_round_trips_to_its_encodings():
+    single = trunk_name("top:1", "classification", 64, "right", "bfloat16")
+    assert single == "top1.classification.64.right.bfloat16"
+    assert trunk_spec(single)["max_length"] == 64 and "encodings" not in trunk_spec(single)
+    shared = trunk_name("top:1", "classification", (64, 128), ("right", "left"), "bfloat16")
+    assert shared == "top1.classification.64+128.right+left.bfloat16"
+    spec = trunk_spec(shared)
+    assert spec["encodings"] == [[64, "right"], [128, "left"]] and spec["regime"] == "top:1"
+    with pytest.raises(ValueError, match="2 lengths for 1"):
+        trunk_spec("top1.classification.64+128.right.bfloat16")

@@ -7,6 +7,8 @@ path. Standard library only, like ``codeprint``: the Snakefile imports it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # the coordinates of one run: base model, expert task, seed pool, store variant, strategy, K
 RUN = "{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}"
 
@@ -38,19 +40,39 @@ TEMPLATES = {
 TRUNK_FIELDS = ("regime", "encoding", "max_length", "truncate", "dtype")
 
 
-def trunk_name(regime: str, encoding: str, max_length: int, truncate: str, dtype: str) -> str:
-    """e.g. ``top1.classification.32.left.float32`` (no ':' in a file name)."""
-    return ".".join([regime.replace(":", ""), encoding, str(max_length), truncate, dtype])
+def trunk_name(
+    regime: str,
+    encoding: str,
+    max_length: int | Sequence[int],
+    truncate: str | Sequence[str],
+    dtype: str,
+) -> str:
+    """e.g. ``top1.classification.32.left.float32`` (no ':' in a file name); a cache holding
+    several encodings of its texts joins theirs with '+': ``….64+128.right+left.…``."""
+    lengths = [max_length] if isinstance(max_length, int) else list(max_length)
+    sides = [truncate] if isinstance(truncate, str) else list(truncate)
+    if len(lengths) != len(sides):
+        raise ValueError(f"{len(lengths)} lengths for {len(sides)} truncation sides")
+    joined = ["+".join(map(str, lengths)), "+".join(sides)]
+    return ".".join([regime.replace(":", ""), encoding, *joined, dtype])
 
 
 def trunk_spec(name: str) -> dict:
-    """The fields of a trunk cache name, back as the ``trunk-cache`` step's spec."""
+    """The fields of a trunk cache name, back as the ``trunk-cache`` step's spec (several
+    encodings: ``encodings``, a list of [max_length, truncate])."""
     parts = name.split(".")
     if len(parts) != len(TRUNK_FIELDS):
         raise ValueError(f"{name!r} is not a trunk cache name ({'.'.join(TRUNK_FIELDS)})")
     spec = dict(zip(TRUNK_FIELDS, parts, strict=True))
     spec["regime"] = spec["regime"].replace("top", "top:")
-    spec["max_length"] = int(spec["max_length"])
+    lengths, sides = spec["max_length"].split("+"), spec["truncate"].split("+")
+    if len(lengths) != len(sides):
+        raise ValueError(f"{name!r}: {len(lengths)} lengths for {len(sides)} truncation sides")
+    if len(lengths) == 1:
+        spec["max_length"] = int(lengths[0])
+        return spec
+    del spec["max_length"], spec["truncate"]
+    spec["encodings"] = [[int(n), side] for n, side in zip(lengths, sides, strict=True)]
     return spec
 
 

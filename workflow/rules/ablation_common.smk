@@ -115,7 +115,9 @@ def sweep_inputs(spec):
     the sweep asks for its cosines, selection, store and S_true."""
     runs = spec["runs"]
     keys = ("regime", "selection", "store", "truth_sum")
-    return [r["retrain"] for r in runs] + sorted({r[k] for r in runs for k in keys if k in r})
+    return [r["retrain"] for r in runs] + sorted(
+        {r[k] for r in runs for k in keys if k in r}
+    )
 
 
 def optimizer_finetune(task, name):

@@ -80,6 +80,8 @@ SEL = config["selection"]
 POOL = SEL["pool"]
 TABLE1_TASKS = config["tables"]["table1"].get("tasks") or CLASSIFICATION
 TABLE2 = config["tables"].get("table2")
+# Table 2's seeds: its own list, else the config's
+TABLE2_SEEDS = (TABLE2 or {}).get("seeds") or SEEDS
 RUN_KEY = "{base}/{task}/{pool}/{grad}/{strategy}/{k}/{seed}"
 
 
@@ -131,11 +133,11 @@ def task_dataset(wildcards):
     return dataset_path(TASKS[wildcards.task]["dataset"])
 
 
-def run_paths(kind, base, task, strategies, k):
+def run_paths(kind, base, task, strategies, k, seeds=SEEDS):
     return [
         run_path(kind, task, POOL, grad_for(s), s, k, seed, base)
         for s in strategies
-        for seed in SEEDS
+        for seed in seeds
     ]
 
 
@@ -154,24 +156,24 @@ def table2_inputs(kind):
         p
         for base in TABLE2["bases"]
         for p in run_paths(
-            kind, base, TABLE2["task"], TABLE2["strategies"], TABLE2["k"]
+            kind, base, TABLE2["task"], TABLE2["strategies"], TABLE2["k"], TABLE2_SEEDS
         )
     ]
 
 
-def expert_metrics(bases, tasks):
+def expert_metrics(bases, tasks, seeds=SEEDS):
     return expand(
         PATHS["expert_metrics"],
         base=bases,
         task=tasks,
-        seed=SEEDS,
+        seed=seeds,
     )
 
 
 def all_expert_metrics():
     paths = expert_metrics([BASE], CLASSIFICATION)
     if TABLE2:
-        paths += expert_metrics(TABLE2["bases"], [TABLE2["task"]])
+        paths += expert_metrics(TABLE2["bases"], [TABLE2["task"]], TABLE2_SEEDS)
     return paths
 
 
@@ -213,7 +215,7 @@ def dataset_roles():
     }
 
 
-def expert_coordinates(bases, tasks):
+def expert_coordinates(bases, tasks, seeds=SEEDS):
     """{metrics file: base, task, seed} of each expert, for the tables (in expand's order)."""
     return {
         path_of("expert_metrics", base=b, task=t, seed=s): {
@@ -223,7 +225,7 @@ def expert_coordinates(bases, tasks):
         }
         for b in bases
         for t in tasks
-        for s in SEEDS
+        for s in seeds
     }
 
 
@@ -264,12 +266,12 @@ def regime_file(base, task, grad, seed, ext):
     return path_of(kind, base=base, task=task, grad=grad, seed=seed)
 
 
-def diagnostics_spec(bases, tasks, strategies, k, group):
+def diagnostics_spec(bases, tasks, strategies, k, group, seeds=SEEDS):
     """The files of the diagnostics table: each expert's regime, each run's selection."""
     experts, runs = [], []
     for base in bases:
         for task in tasks:
-            for seed in SEEDS:
+            for seed in seeds:
                 regime = regime_file(base, task, "main", seed, "json")
                 name = task if group == "task" else base
                 experts.append({"group": name, "seed": seed, "regime": regime})
@@ -390,19 +392,30 @@ DERIVED_TASKS = {name: optimizer_task() for name in optimizer_derived_tasks()}
 TASKS = {**config["tasks"], **optimizer_derived_tasks()}
 
 
-def task_trunk(task):
-    """The name of a task's trunk caches, or None when its finetune trains everything."""
+def task_trunk(task, shared=False):
+    """The name of a task's trunk caches, or None when its finetune trains everything.
+
+    ``shared``: the name of a pool's cache, which holds the texts under the length and cut of
+    every task of this regime and type, so the tasks share one cache of the pool (texts that
+    the encodings cut alike run once).
+    """
     finetune = finetune_of(task)
     regime = finetune.get("trainable", "all")
     if regime == "all":
         return None
-    return trunk_name(
-        regime,
-        TASKS[task]["type"],
-        finetune["max_length"],
-        finetune["truncate"],
-        config["trunk_cache"]["dtype"],
-    )
+    kind = TASKS[task]["type"]
+    pairs = [(finetune["max_length"], finetune["truncate"])]
+    if shared:
+        pairs = sorted(
+            {
+                (f["max_length"], f["truncate"])
+                for t, spec in TASKS.items()
+                if spec["type"] == kind
+                and (f := finetune_of(t)).get("trainable", "all") == regime
+            }
+        )
+    lengths, sides = zip(*pairs)
+    return trunk_name(regime, kind, lengths, sides, config["trunk_cache"]["dtype"])
 
 
 def pool_datasets(pool):
@@ -418,12 +431,14 @@ def trunk_caches(wildcards):
     name = task_trunk(wildcards.task)
     if name is None:
         return []
-    datasets = [TASKS[wildcards.task]["dataset"]]
+    caches = {TASKS[wildcards.task]["dataset"]: name}
     if "pool" in wildcards.keys():
-        datasets += pool_datasets(wildcards.pool)
+        shared = task_trunk(wildcards.task, shared=True)
+        for d in pool_datasets(wildcards.pool):
+            caches.setdefault(d, shared)
     return [
-        path_of("trunk", base=wildcards.base, dataset=d, trunk=name)
-        for d in dict.fromkeys(datasets)
+        path_of("trunk", base=wildcards.base, dataset=d, trunk=n)
+        for d, n in caches.items()
     ]
 
 

@@ -6,7 +6,12 @@
 DIAG1 = diagnostics_spec([BASE], TABLE1_TASKS, SEL["strategies"], SEL["k"], "task")
 DIAG2 = (
     diagnostics_spec(
-        TABLE2["bases"], [TABLE2["task"]], TABLE2["strategies"], TABLE2["k"], "model"
+        TABLE2["bases"],
+        [TABLE2["task"]],
+        TABLE2["strategies"],
+        TABLE2["k"],
+        "model",
+        TABLE2_SEEDS,
     )
     if TABLE2
     else None

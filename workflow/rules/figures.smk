@@ -84,7 +84,11 @@ rule table2:
     input:
         retrain=table2_inputs("retrain"),
         similarity=table2_inputs("similarity"),
-        experts=expert_metrics(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else [],
+        experts=(
+            expert_metrics(TABLE2["bases"], [TABLE2["task"]], TABLE2_SEEDS)
+            if TABLE2
+            else []
+        ),
     output:
         md="figures/table2.md",
         csv=report(
@@ -123,7 +127,9 @@ rule table2:
     params:
         code=code_of("table"),
         experts=as_json(
-            expert_coordinates(TABLE2["bases"], [TABLE2["task"]]) if TABLE2 else {}
+            expert_coordinates(TABLE2["bases"], [TABLE2["task"]], TABLE2_SEEDS)
+            if TABLE2
+            else {}
         ),
         stem=lambda w, output: output[0][: -len(".md")],
     shell:

@@ -41,9 +41,14 @@ class CacheKey:
     truncate: str
     dtype: str
     compute: str  # the trunk's arithmetic: float32, or bfloat16 (autocast)
+    # further (max_length, truncate) pairs whose token rows the cache also holds: a pool read by
+    # tasks of several lengths is cached once, and a text the encodings cut alike is run once
+    also: tuple = ()
 
-    def encoding_spec(self) -> Encoding:
-        return Encoding(self.encoding, self.max_length, self.truncate)
+    def encoding_specs(self) -> list[Encoding]:
+        """Every encoding whose rows this cache holds, its first one first."""
+        pairs = [(self.max_length, self.truncate), *(tuple(p) for p in self.also)]
+        return [Encoding(self.encoding, n, side) for n, side in pairs]
 
 
 def token_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[bytes]:
@@ -87,10 +92,22 @@ def _trunk_precision(device: torch.device, compute: str):
     return contextlib.nullcontext()
 
 
-def _distinct_rows(tokenizer, texts: Sequence[str], encoding: Encoding) -> list[np.ndarray]:
-    rows = encoding.tokenize(tokenizer, texts).rows
+def _distinct_rows(
+    tokenizer, texts: Sequence[str], encodings: Sequence[Encoding]
+) -> list[np.ndarray]:
+    """Each distinct token row of ``texts`` under any of ``encodings`` (shared rows once)."""
+    rows = [row for e in encodings for row in e.tokenize(tokenizer, texts).rows]
     seen = dict.fromkeys(np.asarray(row, dtype=np.int64).tobytes() for row in rows)
     return [np.frombuffer(k, dtype=np.int64).copy() for k in seen]
+
+
+def _encodings(encoding: Encoding | Sequence[Encoding]) -> list[Encoding]:
+    """One encoding or several of one kind, as a non-empty list."""
+    encodings = [encoding] if isinstance(encoding, Encoding) else list(encoding)
+    kinds = {e.kind for e in encodings}
+    if len(kinds) != 1:
+        raise UserError(f"a trunk cache holds texts of one encoding kind, not {sorted(kinds)}.")
+    return list(dict.fromkeys(encodings))
 
 
 @torch.no_grad()
@@ -99,12 +116,15 @@ def build_cache(
 ):
     """The trunk's outputs for every distinct encoded text: tensors and their key.
 
-    ``specs`` = (regime, encoding, dtype: the states' storage, float32 or bfloat16);
+    ``specs`` = (regime, encoding or encodings of one kind, dtype: the states' storage, float32
+    or bfloat16);
     ``compute``: the trunk's arithmetic (``trunk_compute``). Texts run longest first in batches
     of similar length, so padding costs little; each distinct token sequence is run once.
     """
     regime, encoding, dtype = specs
-    rows = _distinct_rows(tokenizer, texts, encoding)
+    encodings = _encodings(encoding)
+    encoding = encodings[0]
+    rows = _distinct_rows(tokenizer, texts, encodings)
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
     parts: list[torch.Tensor] = [torch.zeros(0)] * len(rows)
     last = last_only(regime, encoding)
@@ -144,6 +164,7 @@ def build_cache(
         encoding.truncate,
         dtype,
         compute,
+        tuple((e.max_length, e.truncate) for e in encodings[1:]),
     )
     return tensors, key
 
@@ -179,8 +200,10 @@ def read_cache(
         tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError) as exc:
         raise UserError(f"trunk cache {str(path)!r} is unreadable ({exc}); delete it.") from exc
-    for name, want in dataclasses.asdict(expected).items() if expected else ():
-        if stored.get(name) != want:
+    # compared as JSON reads them back (a tuple of pairs is a list of lists there)
+    wanted = json.loads(json.dumps(dataclasses.asdict(expected))) if expected else {}
+    for name, want in wanted.items():
+        if stored.get(name, [] if name == "also" else None) != want:
             raise UserError(
                 f"trunk cache {str(path)!r} was built with {name} = {stored.get(name)!r}, "
                 f"not {want!r}; rebuild it (delete the file and rerun)."
@@ -194,7 +217,8 @@ class TrunkCache:
     def __init__(self, path: str | Path) -> None:
         tensors, stored = read_cache(path)
         try:
-            self.key = CacheKey(**stored)
+            also = tuple(tuple(pair) for pair in stored.pop("also", ()))
+            self.key = CacheKey(**stored, also=also)
         except TypeError as exc:
             raise UserError(f"trunk cache {str(path)!r} has no valid key; rebuild it.") from exc
         self.path = Path(path)
@@ -240,12 +264,15 @@ class CacheSet:
                     f"in {str(where)!r} runs as trainable: {regime.name}; rebuild the cache with "
                     f"regime {regime.name}, or finetune with {key.regime}."
                 )
-            if encoding is not None and key.encoding_spec() != encoding:
+            if encoding is not None and encoding not in key.encoding_specs():
+                held = " and ".join(
+                    f"max_length {e.max_length} cut on the {e.truncate}"
+                    for e in key.encoding_specs()
+                )
                 raise UserError(
-                    f"trunk cache {name!r} holds {key.encoding} texts of max_length "
-                    f"{key.max_length} cut on the {key.truncate}, but this step encodes "
-                    f"{encoding.kind} texts of max_length {encoding.max_length} cut on the "
-                    f"{encoding.truncate}; give the step a cache built with its encoding."
+                    f"trunk cache {name!r} holds {key.encoding} texts of {held}, but this step "
+                    f"encodes {encoding.kind} texts of max_length {encoding.max_length} cut on "
+                    f"the {encoding.truncate}; give the step a cache built with its encoding."
                 )
             if key.trunk != fingerprint:
                 raise UserError(

@@ -109,20 +109,26 @@ def trunk_cache(args: TrunkCacheArgs) -> str:
     from ..models.regime import parse_trainable
 
     spec = dict(args.spec)
-    unknown = set(spec) - {"regime", "encoding", "max_length", "truncate", "dtype"}
+    unknown = set(spec) - {"regime", "encoding", "max_length", "truncate", "encodings", "dtype"}
     if unknown or "regime" not in spec or "encoding" not in spec:
         raise UserError(
-            f"--spec needs regime and encoding (and max_length, truncate, dtype); "
+            f"--spec needs regime and encoding (and max_length, truncate or encodings, dtype); "
             f"got {sorted(spec)}."
         )
     dtype = spec.get("dtype", "float32")
     if dtype not in ("float32", "bfloat16"):
         raise UserError(f"a trunk cache is stored as float32 or bfloat16, not {dtype!r}.")
     regime = parse_trainable(spec["regime"])
-    encoding = Encoding(spec["encoding"], spec.get("max_length", 32), spec.get("truncate", "left"))
+    pairs = spec.get("encodings") or [[spec.get("max_length", 32), spec.get("truncate", "left")]]
+    try:
+        encodings = [Encoding(spec["encoding"], int(n), side) for n, side in pairs]
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"--spec encodings is a list of [max_length, truncate], not {pairs!r}."
+        ) from exc
     texts = read_dataset(args.dataset)["text"].tolist()
     model, tokenizer = load_model(args.base), load_tokenizer(args.base)
-    specs = (regime, encoding, dtype)
+    specs = (regime, encodings, dtype)
     key = save_cache(
         model, tokenizer, texts, specs, args.out, batch_size=args.batch_size, compute=args.compute
     )
