@@ -57,5 +57,8 @@ def test_readme_tables_are_the_committed_files():
     for name in module.DOCUMENTS:
         _, stale = module.render((ROOT / name).read_text())
         assert stale == [], f"{name}: run scripts/readme_tables.py ({stale})"
-    assert "<!-- results/table1.md -->" in (ROOT / "README.md").read_text()
-    assert "<!-- results/ablations/scaling.md -->" in (ROOT / "docs" / "results.md").read_text()
+    readme, results = (ROOT / "README.md").read_text(), (ROOT / "docs" / "results.md").read_text()
+    assert "<!-- results/PROVENANCE.md -->" in readme and "(results/table1.png)" in readme
+    assert (ROOT / "results" / "table1.png").stat().st_size > 0
+    assert "<!-- results/table1.md -->" in results
+    assert "<!-- results/ablations/scaling.md -->" in results
