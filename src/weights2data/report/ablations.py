@@ -76,9 +76,12 @@ def _retrain_metrics(path: str) -> dict[str, float]:
     return out
 
 
-def _alignment(run: Mapping) -> dict[str, float]:
-    """cos(S_sel, S_true) and cos(S_sel, Δ) of one selection, in the space of the store it read."""
-    grads, target, _ = load_gradient_store(run["store"])
+def _alignment(run: Mapping, stores: dict[str, tuple]) -> dict[str, float]:
+    """cos(S_sel, S_true) and cos(S_sel, Δ) of one selection, in the space of the store it read
+    (``stores``: the stores opened so far, by path; strategies of one seed share one)."""
+    if run["store"] not in stores:
+        stores[run["store"]] = load_gradient_store(run["store"])[:2]
+    grads, target = stores[run["store"]]
     selection = read_table(run["selection"], "selection", ("index",))
     return selection_alignment(grads, target, load_sum(run["truth_sum"]), selection)
 
@@ -93,7 +96,7 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
     if not runs:
         raise UserError("no runs to report; the ablation's sweep lists are empty.")
     files = ("retrain", "similarity", "selection", "pool_file", "regime", "store", "truth_sum")
-    rows = []
+    rows, stores = [], {}
     for run in runs:
         row = {k: v for k, v in run.items() if k not in files}
         if run.get("retrain"):
@@ -105,7 +108,7 @@ def collect(runs: Sequence[Mapping]) -> pd.DataFrame:
             regime = read_record(run["regime"], "regime diagnostics", ("cos_truth_delta",))
             row["cos_truth_delta"] = float(regime["cos_truth_delta"])
         if run.get("store") and run.get("truth_sum") and run.get("selection"):
-            row.update(_alignment(run))
+            row.update(_alignment(run, stores))
         if run.get("selection") and run.get("pool_file"):
             row.update(
                 recovery_of(
