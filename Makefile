@@ -6,7 +6,7 @@ CORES ?= 2
 # Rules call the `weights2data` CLI (and DVC stages call `snakemake`) from the environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline smoke test lint bench report clean-smoke
+.PHONY: install pipeline smoke test lint bench report clean-smoke
 
 $(STAMP): pyproject.toml envs/requirements.txt envs/data-packages.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml envs/requirements.txt envs/data-packages.txt
 
 # The local profile (rerun-incomplete, failed logs shown); Snakemake finds it only when asked.
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+
+## the environment alone (.venv), for the CLI and the README's worked example
+install: $(STAMP)
 
 ## the embedded default experiment, end to end
 pipeline: $(STAMP)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "docs/results.md", "docs/ablations.md")
+DOCUMENTS = ("README.md", "docs/results.md", "docs/ablations.md", "docs/own-checkpoints.md")
 FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python"}
 BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)
 

@@ -30,9 +30,14 @@ def checkpoints(tmp_path_factory, tiny_tokenizer):
 
 
 def _select(root, *extra, out="sel.parquet"):
+    """The CLI's select with what the oracles compute pinned (a later flag in ``extra`` wins)."""
+    pinned = ["--strategy", "select", "--checkpoints", "1", "--max-length", "32"]
     return main(
         [
             "select",
+            *pinned,
+            "--truncate",
+            "left",
             "--base",
             str(root / "base"),
             "--final",
@@ -84,6 +89,19 @@ def test_cli_select_sft_with_sketch(checkpoints):
         == 0
     )
     assert len(pd.read_parquet(checkpoints / "sft.parquet")) == 5
+
+
+def test_cli_select_says_what_it_runs_and_why(checkpoints, capsys):
+    """By default the Adam-aware SELECT at C = 2 on 64 tokens cut on the right, said first."""
+    args = ["select", "--base", str(checkpoints / "base"), "--final", str(checkpoints / "final")]
+    args += ["--pool", str(checkpoints / "pool.csv"), "--text-column", "body", "-k", "6"]
+    assert main([*args, "--out", str(checkpoints / "default.parquet")]) == 0
+    err = capsys.readouterr().err
+    assert "strategy select_pre: the Adam-aware space" in err and "--optimizer is adam" in err
+    assert "at 2 points from the base" in err and "64 tokens, cut on the right" in err
+    assert err.index("strategy select_pre") < err.index("must be how the final was trained")
+    assert main([*args, "--optimizer", "sgd", "--out", str(checkpoints / "sgd.parquet")]) == 0
+    assert "the paper's space g (precondition none for sgd)" in capsys.readouterr().err
 
 
 def test_k_larger_than_pool_is_a_clear_error(checkpoints, capsys):

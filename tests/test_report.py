@@ -338,3 +338,43 @@ def test_style_gives_every_strategy_its_own_colour_and_name():
     }
     colours = [strategies.shown(s).color for s in strategies.DISPLAY_ORDER]
     assert len(set(colours)) == len(colours)
+
+
+def _summary_tables(tmp_path, select_seeds):
+    """table1.csv / table1_paired.csv of one task written the pipeline's way from per-seed runs."""
+    from weights2data.report.paired import ACC_POINTS, metric_rows, write_paired_table
+    from weights2data.report.tables import table1
+
+    accs = {"random": [0.50, 0.52, 0.48], "select": select_seeds, "expert": [0.70, 0.70, 0.70]}
+    records = pd.DataFrame(
+        [
+            {
+                "task": "ag_news",
+                "strategy": s,
+                "seed": i,
+                "vocab": 0.1,
+                "otd": 1.0,
+                "acc": a,
+                "bacc": a,
+                "loss": 1.0,
+            }
+            for s, values in accs.items()
+            for i, a in enumerate(values)
+        ]
+    )
+    table1(records, tmp_path / "table1")
+    write_paired_table(
+        metric_rows(records, "task", ACC_POINTS), "task", (ACC_POINTS,), tmp_path / "table1_paired"
+    )
+    return tmp_path / "table1.csv", tmp_path / "table1_paired.csv"
+
+
+def test_summary_reports_the_gap_and_the_verdict(tmp_path):
+    from weights2data.report.summary import summary_markdown
+
+    text = summary_markdown(*_summary_tables(tmp_path, [0.60, 0.61, 0.59]))
+    # SELECT 60 against Random 50 and Expert 70: half the gap, beside the paper's 80.1 / 64%
+    assert "| SELECT | 60.0 ± " in text and "[80.1] | 60.0 | 50% |" in text
+    assert "SELECT beats Random by +10.0 points" in text and "the paper's: 64%" in text
+    noisy = summary_markdown(*_summary_tables(tmp_path, [0.40, 0.70, 0.52]))
+    assert "SELECT does not differ significantly from Random" in noisy

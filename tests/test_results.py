@@ -58,7 +58,17 @@ def test_readme_tables_are_the_committed_files():
         _, stale = module.render((ROOT / name).read_text())
         assert stale == [], f"{name}: run scripts/readme_tables.py ({stale})"
     readme, results = (ROOT / "README.md").read_text(), (ROOT / "docs" / "results.md").read_text()
-    assert "<!-- results/PROVENANCE.md -->" in readme and "(results/table1.png)" in readme
+    assert "<!-- results/table1_summary.md -->" in readme and "(results/table1.png)" in readme
+    assert "<!-- results/PROVENANCE.md -->" in results
     assert (ROOT / "results" / "table1.png").stat().st_size > 0
     assert "<!-- results/table1.md -->" in results
     assert "<!-- results/ablations/scaling.md -->" in results
+
+
+def test_readme_summary_is_the_committed_table_in_brief():
+    """README's brief Table 1 is generated: the block is the file, the file is the tables."""
+    from weights2data.report.summary import summary_markdown
+
+    committed = (FIGURES / "table1_summary.md").read_text()
+    assert committed == summary_markdown(FIGURES / "table1.csv", FIGURES / "table1_paired.csv")
+    assert "<!-- results/table1_summary.md -->" in (ROOT / "README.md").read_text()

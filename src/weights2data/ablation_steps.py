@@ -1,4 +1,4 @@
-"""The ablations' own steps (SPEC §8: F2–F5, T4, T5 and the checkpoint sweep): the pure pieces
+"""The ablations' own steps (docs/ablations.md: F2–F5, T4, T5, checkpoints): the pure pieces
 the Snakemake rules rely on and the computations behind them.
 
 - names of gradient-store variants (``variant_name``, read by ``workflow/rules/common.smk``);

@@ -18,13 +18,14 @@ from .atomic import write_parquet
 from .data.build import build_dataset
 from .errors import UserError
 from .gradients.pipeline import store_for_labels
+from .gradients.precondition import resolve_precondition
 from .gradients.pseudolabels import label_pool
 from .models.arch import check_same_architecture
 from .models.folders import load_tokenizer
 from .models.lm import LM, ModelRef, open_lm
 from .readers import read_record
 from .specs import FinetuneSpec, GradientSpec
-from .strategies import NEEDS_STORE, choose, selectable
+from .strategies import NEEDS_STORE, PRECONDITIONED, choose, selectable
 
 
 def load_pool_texts(pool: str, text_column: str = "text") -> pd.DataFrame:
@@ -108,18 +109,18 @@ def select(
     pool: str | os.PathLike,
     k: int,
     *,
-    strategy: str = "select",
+    strategy: str = "select_pre",
     task_type: str = "classification",
     num_classes: int | None = None,
     loss: str = "label_masked",
     projection: str = "auto",
     sketch_dim: int = 1024,
-    checkpoints: int = 1,
+    checkpoints: int = 2,
     layers: str | Sequence[str] = "head",
     precondition: str = "auto",
     optimizer: str = "adam",
-    max_length: int = 32,
-    truncate: str = "left",
+    max_length: int = 64,
+    truncate: str = "right",
     text_column: str = "text",
     seed: int = 0,
     batch_size: int = 100,
@@ -131,7 +132,9 @@ def select(
     ``final`` may be a PEFT adapter folder over ``base``; ``layers`` picks the gradient space
     (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged).
     ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D, D formed as
-    ``precondition`` says (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``)."""
+    ``precondition`` says (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``).
+    The defaults are those of this project's default experiment (:func:`describe_selection`
+    says why); ``max_length`` and ``truncate`` must be how the final was trained."""
     selectable(strategy)
     pair = Pair.open(Path(base), Path(final))
     if task_type == "classification":
@@ -162,3 +165,40 @@ def select(
     if out is not None:
         write_parquet(out, picked)
     return picked
+
+
+def describe_selection(
+    strategy: str,
+    optimizer: str,
+    precondition: str,
+    spec: GradientSpec | None = None,
+    encoding: tuple[int, str] = (64, "right"),
+) -> str:
+    """What a selection will run and why, in three lines, for the CLI to print before it starts:
+    the strategy and its gradient space, the gradients' layers and checkpoints, the encoding."""
+    spec = spec or GradientSpec()
+    if strategy not in NEEDS_STORE:
+        space = "no gradients (a baseline)"
+    elif strategy in PRECONDITIONED and resolve_precondition(precondition, optimizer) == "rms":
+        space = (
+            f"the Adam-aware space g ⊘ D, since --optimizer is {optimizer}: Adam moves each "
+            "weight by its gradient over that gradient's RMS (--optimizer sgd or --strategy "
+            "select for the paper's space)"
+        )
+    elif strategy in PRECONDITIONED:
+        space = f"the paper's space g (precondition none for {optimizer})"
+    else:
+        space = "the paper's space g"
+        if optimizer in ("adam", "adamw"):
+            space += f" (for an {optimizer} finetune, select_pre did better in this project's runs)"
+    layers = spec.layers if isinstance(spec.layers, str) else "+".join(spec.layers)
+    lines = [f"strategy {strategy}: {space}"]
+    if strategy in NEEDS_STORE:
+        points = f"{spec.checkpoints} points from the base toward the final"
+        points = "the base only" if spec.checkpoints == 1 else points
+        lines.append(f"gradients: {layers}, at {points} (--layers, --checkpoints)")
+    lines.append(
+        f"texts: {encoding[0]} tokens, cut on the {encoding[1]}; they must be how the final "
+        "was trained (--max-length, --truncate)"
+    )
+    return "\n".join(lines)

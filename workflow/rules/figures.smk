@@ -45,6 +45,7 @@ rule table1:
         ),
         tex="figures/table1.tex",
         paired_md="figures/table1_paired.md",
+        summary_md="figures/table1_summary.md",
         paired_csv=report(
             "figures/table1_paired.csv",
             caption="../report/paired.rst",

@@ -1,4 +1,4 @@
-"""The ablations' reports (SPEC §8: F2–F5, T4, T5 and the checkpoint sweep): per-run records
+"""The ablations' reports (docs/ablations.md: F2–F5, T4, T5, the checkpoint sweep): per-run records
 (retrain / similarity JSON, selections) in, a tidy CSV, a Markdown table and a figure out.
 
 A report receives a ``spec``: ``{"runs": [...], ...options}``; each run is a small dict naming

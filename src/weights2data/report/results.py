@@ -9,6 +9,7 @@ from ..data.files import read_dataset
 from ..readers import read_record, read_table
 from .figures import class_balance_figure
 from .paired import ACC_POINTS, BACC_POINTS, PPL, metric_rows, write_paired_table
+from .summary import write_summary
 from .tables import table1, table2, table3
 from .writers import suffixed
 
@@ -56,7 +57,10 @@ def write_results_table(
         table1(records, out_stem)
         metrics = (ACC_POINTS, BACC_POINTS)
         paired = pd.concat([metric_rows(records, "task", m) for m in metrics], ignore_index=True)
-        write_paired_table(paired, "task", metrics, suffixed(out_stem, "_paired"))
+        paired_paths = write_paired_table(paired, "task", metrics, suffixed(out_stem, "_paired"))
+        write_summary(
+            suffixed(out_stem, ".csv"), paired_paths["csv"], suffixed(out_stem, "_summary.md")
+        )
     else:
         records = frame.rename(columns={"base": "model", "test_ppl": "ppl", "otd": "ot"})
         records = records[["model", "strategy", "seed", "ppl", "ot", "vocab"]]

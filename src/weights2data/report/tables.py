@@ -1,4 +1,4 @@
-"""The paper's tables (SPEC §8: T1, T2, T3) and the experts table, from per-run records.
+"""The paper's Tables 1, 2 and 3 and the experts table, from per-run records.
 
 Tables 1 and 2 are written three ways from one summary: a tidy CSV (one row per task/model ×
 strategy × metric, with mean, std, the 95% CI half-width and n), a GitHub-Markdown table and a

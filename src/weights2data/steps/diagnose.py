@@ -72,11 +72,12 @@ class DiagnoseArgs:
     base: Path = arg(help="base model folder")
     final: Path = arg(help="finetuned model folder")
     truth: str | None = arg(None, help="labelled texts (CSV / JSONL / parquet) for the split")
+    truth_size: int | None = arg(None, help="use this many --truth texts, drawn at random")
     text_column: str = arg("text")
     label_column: str = arg("label")
     num_classes: int | None = arg(None, help="default: largest label + 1")
-    max_length: int = arg(32)
-    truncate: str = arg("left", choices=("left", "right"))
+    max_length: int = arg(64, help="tokens per text, as the final was trained")
+    truncate: str = arg("right", choices=("left", "right"), help="which end a long text loses")
     loss: str = arg("label_masked", choices=("label_masked", "full_vocab"))
     layers: tuple[str, ...] = arg(("head",), help="gradient layers of cos(S_true, Δ)")
     threads: int = threads()
@@ -123,6 +124,8 @@ def _truth_table(args: DiagnoseArgs):
             f"--truth {args.truth!r} needs a label for every text (integer class "
             f"0 … C−1 in column {args.label_column!r}, the expert's label letter order)."
         )
+    if args.truth_size is not None and args.truth_size < len(table):
+        table = table.sample(n=args.truth_size, random_state=0).sort_index()
     return table
 
 

@@ -165,13 +165,15 @@ class SelectArgs:
     final: Path = arg(help="finetuned model folder (same architecture) or a PEFT adapter folder")
     pool: str = arg(help="CSV / JSONL / parquet file or packaged name")
     k: int = arg(flag="-k", help="how many texts to select")
-    strategy: str = arg("select", choices=_strategies)
+    strategy: str = arg(
+        "select_pre", choices=_strategies, help="default: the Adam-aware SELECT (select for SGD)"
+    )
     task_type: str = arg("classification", choices=("classification", "sft"))
     num_classes: int | None = arg(None, help="classes of the finetune (label letters ' A', …)")
     loss: str = arg("label_masked", choices=("label_masked", "full_vocab"))
     projection: str = arg("auto", choices=("auto", "none", "dense", "factored", "tensorsketch"))
     sketch_dim: int = arg(1024)
-    checkpoints: int = arg(1)
+    checkpoints: int = arg(2, help="points from the base toward the final to take gradients at")
     layers: tuple[str, ...] = arg(("head",), help="head, module names and/or blocks.N")
     precondition: str = arg(
         "auto",
@@ -181,8 +183,8 @@ class SelectArgs:
     optimizer: str = arg(
         "adam", choices=("adam", "adamw", "sgd"), help="the optimizer the finetune used"
     )
-    max_length: int = arg(32)
-    truncate: str = arg("left", choices=("left", "right"))
+    max_length: int = arg(64, help="tokens per text, as the final was trained")
+    truncate: str = arg("right", choices=("left", "right"), help="which end a long text loses")
     text_column: str = arg("text")
     seed: int = arg(0)
     batch_size: int = arg(100, help="SELECT (Batch) reset interval")
@@ -192,8 +194,16 @@ class SelectArgs:
 
 def select(args: SelectArgs) -> str:
     """Two checkpoints and a corpus in, K texts out (``weights2data.select`` on the CLI)."""
-    from ..api import select as select_texts
+    import sys
 
+    from ..api import describe_selection
+    from ..api import select as select_texts
+    from ..specs import GradientSpec
+
+    spec = GradientSpec(checkpoints=args.checkpoints, layers=list(args.layers))
+    encoding = (args.max_length, args.truncate)
+    plan = describe_selection(args.strategy, args.optimizer, args.precondition, spec, encoding)
+    print(plan, file=sys.stderr, flush=True)
     options = {f: getattr(args, f) for f in SelectArgs.__dataclass_fields__}
     for name in ("base", "final", "pool", "k", "threads", "out"):
         options.pop(name)
