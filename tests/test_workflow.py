@@ -170,6 +170,7 @@ def check_smoke_outputs(project: Path) -> None:
     for row in ("Random", "Top-K (Balanced)", "P-Min", "P-Max", "SELECT (Batch)", "Expert"):
         assert f"| {row} |" in table1
     assert "—" not in table1.split("Expert")[0]  # every strategy cell filled from a real run
+    assert "| SELECT |" in (figures / "table1_summary.md").read_text()  # README's brief table
     assert (figures / "table3.md").exists() and (figures / "class_balance.png").exists()
     for name in ("table1_paired", "table2_paired", "diagnostics", "diagnostics_table2"):
         assert (figures / f"{name}.csv").stat().st_size > 0, name
