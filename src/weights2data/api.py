@@ -126,15 +126,13 @@ def select(
     batch_size: int = 100,
     out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """The K texts of ``pool`` that ``strategy`` picks for the pair (base, final), in pick
-    order, with their pool index, pseudolabel, final-model loss and score; also written to
-    ``out`` (parquet) when given. ``pool`` is a CSV / JSONL / parquet file or a packaged name.
-    ``final`` may be a PEFT adapter folder over ``base``; ``layers`` picks the gradient space
-    (``"head"``, module names, ``"blocks.-1"``; an adapter leaves the head unchanged).
-    ``select_pre`` / ``select_batch_pre`` select in the Adam-aware space g ⊘ D, D formed as
-    ``precondition`` says (``auto``: the pool's RMS for an Adam / AdamW ``optimizer``).
-    The defaults are those of this project's default experiment (:func:`describe_selection`
-    says why); ``max_length`` and ``truncate`` must be how the final was trained."""
+    """The K texts of ``pool`` (a CSV / JSONL / parquet file or a packaged name) that
+    ``strategy`` picks for the pair, in pick order, with pool index, pseudolabel, final-model
+    loss and score; also written to ``out`` (parquet). ``final`` may be a PEFT adapter over
+    ``base``; ``layers``: ``"head"``, module names, ``"blocks.-1"``. ``select_pre`` picks in the
+    Adam-aware space g ⊘ D (``precondition`` auto: the pool's RMS for Adam / AdamW). Defaults
+    are the default experiment's (:func:`describe_selection` says why); ``max_length`` and
+    ``truncate`` must be how the final was trained."""
     selectable(strategy)
     pair = Pair.open(Path(base), Path(final))
     if task_type == "classification":

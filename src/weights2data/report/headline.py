@@ -20,7 +20,8 @@ from ..errors import UserError
 TABLE_METRICS = {"table1": ("task", ("acc", "bacc")), "table2": ("model", ("ppl",))}
 
 
-def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_table_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A table CSV a report step reads, with a clear error when it is unreadable or short."""
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -37,7 +38,7 @@ def _number(value) -> float | None:
 
 
 def table_metrics(path: Path, group: str, metrics: tuple[str, ...]) -> dict:
-    frame = _read(Path(path), (group, "strategy", "metric", "mean"))
+    frame = read_table_csv(Path(path), (group, "strategy", "metric", "mean"))
     frame = frame[frame["metric"].isin(metrics)]
     out: dict = {}
     for row in frame.itertuples():
@@ -49,7 +50,7 @@ def table_metrics(path: Path, group: str, metrics: tuple[str, ...]) -> dict:
 def premise_metrics(path: Path) -> dict:
     """Per group (task, or base for Table 2): the mean premise over experts, and the mean
     cos(S_sel, S_true) of SELECT's selections."""
-    frame = _read(Path(path), ("strategy", "cos_truth_delta", "cos_sel_truth"))
+    frame = read_table_csv(Path(path), ("strategy", "cos_truth_delta", "cos_sel_truth"))
     group = "task" if "task" in frame.columns else "model"
     out = {}
     for name, rows in frame.groupby(group, sort=True):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_text
-from ..errors import UserError
 from ..strategies import DISPLAY_ORDER, PRECONDITIONED, display_name
 from .cells import MISSING, PLUS_MINUS, format_number
+from .headline import read_table_csv
 from .writers import markdown_table
 
 # The paper's Table 1 (GPT-2 124M, K = 1,000 of 10,000 NQ passages): test accuracy (%).
@@ -54,17 +54,6 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
 }
 TASK_LABELS = {"ag_news": "AG News", "dbpedia": "DBpedia", "imdb": "IMDB"}
 SELECTS = ("select", "select_batch", "select_pre", "select_batch_pre")
-
-
-def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path} is not a readable table CSV ({exc}); rerun its rule.") from exc
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing}; rerun its rule.")
-    return frame
 
 
 def gap(value: float, random: float, expert: float) -> float:
@@ -131,8 +120,8 @@ def task_sentence(task: str, paired: pd.DataFrame, means: dict[str, float]) -> s
 
 def summary_markdown(table_csv: Path, paired_csv: Path) -> str:
     """The brief Table 1 and one sentence a task, as Markdown."""
-    table = _read(Path(table_csv), ("task", "strategy", "metric", "mean", "ci95", "n"))
-    paired = _read(
+    table = read_table_csv(Path(table_csv), ("task", "strategy", "metric", "mean", "ci95", "n"))
+    paired = read_table_csv(
         Path(paired_csv),
         ("task", "strategy", "reference", "metric", "mean_diff", "low", "high", "significant"),
     )
