@@ -9,7 +9,8 @@ A block is two marker lines around generated text:
     <!-- /figures/table1.md -->
 
 `python scripts/readme_tables.py` rewrites every block from its file; `--check` only says which
-blocks differ from their files (exit 1). A path is relative to the repository root; a file that
+blocks differ from their files, and which numbers quoted in prose are not found in the sources
+their `<!-- numbers: … -->` marker names (`scripts/doc_numbers.py`); exit 1 on either. A path is relative to the repository root; a file that
 is not Markdown (a rule file) is shown as a fenced code block.
 """
 
@@ -20,9 +21,18 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import doc_numbers  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "docs/results.md", "docs/ablations.md", "docs/own-checkpoints.md")
-FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python"}
+DOCUMENTS = (
+    "README.md",
+    "docs/results.md",
+    "docs/ablations.md",
+    "docs/own-checkpoints.md",
+    "docs/speed.md",
+)
+FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python", ".txt": "text"}
 BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)
 
 
@@ -63,6 +73,11 @@ def main() -> int:
             tmp.write_text(new)
             tmp.replace(document)
             print(f"{name}: refilled {', '.join(changed)}")
+    if args.check:
+        unfound = [item for page in doc_numbers.documents(ROOT) for item in doc_numbers.check(page)]
+        for item in unfound:
+            print(item)
+        stale += len(unfound)
     return 1 if args.check and stale else 0
 
 

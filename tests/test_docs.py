@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .project_copy import ROOT
+from .project_copy import ROOT, load_script
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 HISTORY = re.compile(r"\b(sessions?|issues?|audits?)\b", re.I)
@@ -32,3 +32,29 @@ def test_every_relative_link_names_a_file_of_the_repository(page):
 
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+
+
+def test_every_number_quoted_in_prose_is_found_in_a_source_it_names():
+    numbers = load_script("doc_numbers")
+    unfound = [str(item) for page in numbers.documents(ROOT) for item in numbers.check(page)]
+    assert not unfound, "\n".join(unfound)
+
+
+def test_a_quoted_number_its_source_does_not_hold_is_reported(tmp_path):
+    numbers = load_script("doc_numbers")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "gap.csv").write_text("task,mean,gap_closed\nimdb,-19.84,0.6712\n")
+    page = tmp_path / "README.md"
+    page.write_text(
+        "Unmarked: 12.5 points.\n"
+        "<!-- numbers: results/gap.csv -->\n"
+        "Quoted right: −19.8 [a gap of 67%], 0.671; quoted wrong: +19.8 and 66%.\n"
+        "```\n3.14 in code is not quoted\n```\n"
+        "## A heading ends the marker\n"
+        "−19.8 again.\n"
+    )
+    found = [(item.line, item.number) for item in numbers.check(page, root=tmp_path)]
+    assert found == [(1, "12.5"), (3, "+19.8"), (3, "66%"), (8, "−19.8")]
+    page.write_text("<!-- numbers: docs/x.md -->\n")
+    with pytest.raises(SystemExit, match="outside the docs"):
+        numbers.check(page, root=tmp_path)
