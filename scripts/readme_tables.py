@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fill the result tables of README.md and docs/results.md, and the worked example of
-docs/ablations.md, from the repository's own files, so they are never typed in or copied.
+"""Fill the generated blocks of README.md and docs/ (result tables, worked examples, benchmark
+printouts) from the repository's own files, so they are never typed in or copied.
 
 A block is two marker lines around generated text:
 
@@ -10,8 +10,9 @@ A block is two marker lines around generated text:
 
 `python scripts/readme_tables.py` rewrites every block from its file; `--check` only says which
 blocks differ from their files, and which numbers quoted in prose are not found in the sources
-their `<!-- numbers: … -->` marker names (`scripts/doc_numbers.py`); exit 1 on either. A path is relative to the repository root; a file that
-is not Markdown (a rule file) is shown as a fenced code block.
+their `<!-- numbers: … -->` marker names (`scripts/doc_numbers.py`); exit 1 on either. A path
+is relative to the repository root; a file that is not Markdown (a rule file, a benchmark's
+printout) is shown as a fenced code block.
 """
 
 from __future__ import annotations
