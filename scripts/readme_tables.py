@@ -32,6 +32,7 @@ DOCUMENTS = (
     "docs/ablations.md",
     "docs/own-checkpoints.md",
     "docs/speed.md",
+    "docs/configuration.md",
 )
 FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python", ".txt": "text"}
 BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)

@@ -378,3 +378,23 @@ def test_summary_reports_the_gap_and_the_verdict(tmp_path):
     assert "SELECT beats Random by +10.0 points" in text and "the paper's: 64%" in text
     noisy = summary_markdown(*_summary_tables(tmp_path, [0.40, 0.70, 0.52]))
     assert "SELECT does not differ significantly from Random" in noisy
+
+
+def test_power_recovers_the_spread_and_counts_the_seeds_a_margin_needs(tmp_path):
+    from weights2data.report.power import power_markdown, seeds_needed, spread
+    from weights2data.stats import confidence_interval
+
+    diffs = [12.0, 4.0, 9.0, 15.0, 5.0]
+    interval = confidence_interval(diffs)
+    assert spread(interval["ci"], 5) == pytest.approx(interval["std"])
+    # SD 10: t(0.975, n−1) · 10 / √n falls below 8.6 first at n = 8 (7: 9.25, 8: 8.36)
+    assert seeds_needed(10.0, 8.6) == "8" and seeds_needed(1000.0, 8.6) == "> 50"
+    assert seeds_needed(10.0, float("nan")) == "—"
+    row = "imdb_128_left,select,random,acc,9.0,{ci},0,18,5,True,True,0.4\n"
+    csv = tmp_path / "paired.csv"
+    csv.write_text(
+        "task,strategy,reference,metric,mean_diff,ci95,low,high,seeds,better,significant,"
+        "gap_closed\n" + row.format(ci=interval["ci"])
+    )
+    text = power_markdown(csv)
+    assert "| imdb_128_left | SELECT | 5 | +9.0 | 4.6 | 4 | 4 (+8.6) |" in text

@@ -72,3 +72,13 @@ def test_readme_summary_is_the_committed_table_in_brief():
     committed = (FIGURES / "table1_summary.md").read_text()
     assert committed == summary_markdown(FIGURES / "table1.csv", FIGURES / "table1_paired.csv")
     assert "<!-- results/table1_summary.md -->" in (ROOT / "README.md").read_text()
+
+
+def test_the_seed_count_tables_are_generated_from_the_paired_tables():
+    """docs/configuration.md chooses the seed count from these: each is a function of its CSV."""
+    from weights2data.report.power import power_markdown
+
+    for record in (FIGURES, FIGURES / "paper_tasks"):
+        committed = (record / "table1_power.md").read_text()
+        assert committed == power_markdown(record / "table1_paired.csv"), record
+    assert "<!-- results/table1_power.md -->" in (ROOT / "docs" / "configuration.md").read_text()

@@ -46,6 +46,7 @@ rule table1:
         tex="figures/table1.tex",
         paired_md="figures/table1_paired.md",
         summary_md="figures/table1_summary.md",
+        power_md="figures/table1_power.md",
         paired_csv=report(
             "figures/table1_paired.csv",
             caption="../report/paired.rst",

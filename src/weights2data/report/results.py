@@ -9,6 +9,7 @@ from ..data.files import read_dataset
 from ..readers import read_record, read_table
 from .figures import class_balance_figure
 from .paired import ACC_POINTS, BACC_POINTS, PPL, metric_rows, write_paired_table
+from .power import write_power
 from .summary import write_summary
 from .tables import table1, table2, table3
 from .writers import suffixed
@@ -61,6 +62,7 @@ def write_results_table(
         write_summary(
             suffixed(out_stem, ".csv"), paired_paths["csv"], suffixed(out_stem, "_summary.md")
         )
+        write_power(paired_paths["csv"], suffixed(out_stem, "_power.md"))
     else:
         records = frame.rename(columns={"base": "model", "test_ppl": "ppl", "otd": "ot"})
         records = records[["model", "strategy", "seed", "ppl", "ot", "vocab"]]

@@ -52,7 +52,7 @@ def _means(table: pd.DataFrame, task: str) -> dict[str, float]:
     return dict(zip(acc.strategy, acc["mean"].astype(float), strict=True))
 
 
-def _points(value: float) -> str:
+def signed_points(value: float) -> str:
     """A mean difference as the CSV holds it (+8.35, +14.7): a mean over seeds of 400-row test
     sets often ends in 5, where one decimal would round away from the paired table's."""
     text = f"{value:+.2f}"
@@ -61,7 +61,7 @@ def _points(value: float) -> str:
 
 def _clause(row: pd.Series, name: str, share: str) -> str:
     """ "SELECT beats Random by +8.3 points [2.3, 14.4] (36% of the gap" (left open)."""
-    interval = f"{_points(row.mean_diff)} points [{row.low:.1f}, {row.high:.1f}]"
+    interval = f"{signed_points(row.mean_diff)} points [{row.low:.1f}, {row.high:.1f}]"
     if not bool(row.significant):
         return f"{name} does not differ significantly from Random: {interval} ({share} of the gap"
     verb = "beats" if row.mean_diff > 0 else "falls short of"
