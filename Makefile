@@ -43,17 +43,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_gradients.py
-	$(BIN)/python benchmarks/bench_sketch.py
-	$(BIN)/python benchmarks/bench_select.py
-	$(BIN)/python benchmarks/bench_metric_startup.py
-	$(BIN)/python benchmarks/bench_base_step.py
-	$(BIN)/python benchmarks/bench_job_overhead.py
-	$(BIN)/python benchmarks/bench_trunk.py
-	$(BIN)/python benchmarks/bench_precondition.py
-	$(BIN)/python benchmarks/bench_model_layer.py
-	$(BIN)/python benchmarks/bench_step_phases.py
-	$(BIN)/python benchmarks/bench_allocator.py
+	PY=$(BIN)/python benchmarks/record.sh
 
 report: $(STAMP)
 	$(BIN)/snakemake --report figures/report.html

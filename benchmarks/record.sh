@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the benchmarks of `make bench` one after another and keep each printout, headed by the
 # commit and the CPU, in benchmarks/results/<cpu>/<benchmark>.txt: the committed figures that
-# docs/speed.md quotes. Run alone on an idle machine; a benchmark that fails leaves no file.
+# docs/speed.md quotes; each also prints as it runs. Run alone on an idle machine; a benchmark
+# that fails stops the script and leaves no file.
 #   benchmarks/record.sh [benchmark.py[:args] ...]   (default: every benchmark of `make bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ for spec in "${@:-${default[@]}}"; do
     echo "# CPU: $(lscpu | awk -F: '/^Model name/ {sub(/^ +/, "", $2); print $2}'), family $family model $model, $(nproc) cores"
     start=$SECONDS
     # shellcheck disable=SC2086
-    PYTHONPATH=workflow "$PY" "benchmarks/$script" $args 2>&1
+    TQDM_DISABLE=1 PYTHONPATH=workflow "$PY" "benchmarks/$script" $args 2>&1 | sed $'/\r/d'
     echo "# wall $((SECONDS - start)) s"
-  } > "$tmp" && mv "$tmp" "$out/$name.txt" && echo "$out/$name.txt"
+  } 2>&1 | tee "$tmp"
+  mv "$tmp" "$out/$name.txt" && echo "kept in $out/$name.txt"
 done
