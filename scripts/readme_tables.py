@@ -35,7 +35,7 @@ DOCUMENTS = (
     "docs/configuration.md",
 )
 FENCE = {".smk": "python", ".yaml": "yaml", ".py": "python", ".txt": "text"}
-BLOCK = re.compile(r"(<!-- (?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /(?P=path) -->)", re.S)
+BLOCK = doc_numbers.BLOCK
 
 
 def render(text: str, root: Path = ROOT) -> tuple[str, list[str]]:
@@ -76,7 +76,7 @@ def main() -> int:
             tmp.replace(document)
             print(f"{name}: refilled {', '.join(changed)}")
     if args.check:
-        unfound = [item for page in doc_numbers.documents(ROOT) for item in doc_numbers.check(page)]
+        unfound = doc_numbers.unfound_numbers(ROOT)
         for item in unfound:
             print(item)
         stale += len(unfound)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pandas as pd
-
 from ..atomic import write_text
 from ..stats import CI_LEVEL, t_quantile
 from ..strategies import display_name
 from .cells import format_number
+from .headline import read_table_csv
 from .paper import PAPER_TABLE1
 from .summary import SELECTS, TASK_LABELS, signed_points
 from .writers import markdown_table
@@ -51,7 +50,9 @@ def seeds_needed(sd: float, margin: float) -> str:
 
 def power_markdown(paired_csv: Path, margin_task: str = "imdb") -> str:
     """Per task and SELECT variant: the difference, its per-seed SD and the seeds it needs."""
-    paired = pd.read_csv(paired_csv)
+    paired = read_table_csv(
+        Path(paired_csv), ("task", "strategy", "reference", "metric", "mean_diff", "ci95", "seeds")
+    )
     rows = paired[(paired.metric == "acc") & (paired.reference == "random")]
     rows = rows[rows.strategy.isin(SELECTS)]
     fixed = paper_margin(margin_task)
